@@ -1,0 +1,184 @@
+"""Breaker state shared through Redis: the store side, one script run per event.
+
+The closed success path never reaches this module: the breaker keeps a local mirror
+(:class:`~resilient.breaker.state.StateMachine`) and only failures, probes and manual
+changes run the event script (:mod:`resilient.breaker._script`), one round trip each.
+Transitions reach the other processes through :mod:`resilient.breaker._hub`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable
+
+from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
+
+from resilient.backends.base import AsyncBackend, SyncBackend, hash_tag
+from resilient.breaker._script import EVENT
+from resilient.breaker.policies import ConsecutiveFailures
+from resilient.breaker.state import Intent, Snapshot, StateMachine
+from resilient.errors import ConfigurationError
+
+__all__ = ["CHANNEL", "STATES", "SharedStore", "parse"]
+
+logger = logging.getLogger("resilient.breaker")
+
+#: The pub/sub channel every shared breaker publishes its transitions on.
+CHANNEL = "resilient:breaker:events"
+STATES = (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN)
+_KEY_TTL_MS = 86_400_000  # an unused breaker's keys go after a day (or 2 x reset_timeout)
+_OPS = {
+    Intent.COUNT_FAILURE: "fail",
+    Intent.PROBE_FAILURE: "fail",
+    Intent.RESET: "ok",
+    Intent.PROBE_SUCCESS: "ok",
+    Intent.TRIP: "trip",
+    Intent.RELEASE: "release",
+}
+# One token per process start: lease ids of different processes never collide.
+_TOKEN = f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def parse(reply: object) -> tuple[int, ...]:
+    """The script's reply: state, generation, remaining ms, failures, successes, granted,
+    server time (ms)."""
+    return tuple(int(value) for value in reply)  # type: ignore[attr-defined]
+
+
+class SharedStore:
+    """The Redis side of one shared breaker.
+
+    Args:
+        name: the breaker's name; its keys are ``{resilient:breaker:<name>}:state|probes``.
+        machine: the local mirror whose settings the script applies.
+        backend: a sync backend with scripting (Redis); also serves pub/sub and resync.
+        async_backend: an asyncio backend for the async paths, or a factory building
+            one for the running event loop (asyncio clients are bound to their loop).
+        clock: the breaker's monotonic clock, to map server times onto.
+        time_source: a clock whose readings replace Redis ``TIME`` (tests only).
+        owns_backends: close the backends when the store closes.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        machine: StateMachine,
+        backend: SyncBackend,
+        *,
+        async_backend: AsyncBackend | Callable[[], AsyncBackend] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        time_source: Callable[[], float] | None = None,
+        owns_backends: bool = False,
+    ) -> None:
+        if not backend.scripting:
+            raise ConfigurationError(
+                "RESILIENT_BREAKER_URL", type(backend).__name__,
+                "a Redis backend (redis://, rediss://, unix://, redis+cluster://, "
+                "redis+sentinel://) when breaker state is shared",
+            )  # fmt: skip
+        self.name = name
+        self.machine = machine
+        self.backend = backend
+        self._async = async_backend
+        self._loop_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._clock = clock
+        self._time_source = time_source
+        self._owns = owns_backends
+        # Server time minus local clock, measured on each reply; None until the first.
+        self.offset: float | None = None
+        tag = hash_tag(f"resilient:breaker:{name}")
+        self.keys = (f"{tag}:state", f"{tag}:probes")
+
+    def lease_id(self, lease: int) -> str:
+        """The probe lease as stored in Redis: unique across processes."""
+        return f"{_TOKEN}:{lease}"
+
+    def _args(self, op: str, generation: int, lease: int) -> list[str | int]:
+        machine = self.machine
+        policy = machine.policy
+        fail_max = policy.fail_max if isinstance(policy, ConsecutiveFailures) else 0
+        now = "" if self._time_source is None else round(self._time_source() * 1000)
+        ttl = max(_KEY_TTL_MS, round(2000 * (machine.reset_timeout + machine.probe_timeout)))
+        return [
+            op, generation, now, CHANNEL, self.name, ttl, fail_max,
+            round(machine.reset_timeout * 1000), machine.success_threshold,
+            machine.permitted_calls, max(1, round(machine.probe_timeout * 1000)),
+            self.lease_id(lease) if lease else "",
+        ]  # fmt: skip
+
+    @staticmethod
+    def op_for(intent: Intent) -> str:
+        """The script operation that carries ``intent``."""
+        return _OPS[intent]
+
+    def run(self, op: str, generation: int, lease: int = 0) -> tuple[Snapshot, bool]:
+        """Run one event (one round trip). Raises :class:`BackendError`."""
+        args = self._args(op, generation, lease)
+        sent = self._clock()
+        reply = self.backend.eval(EVENT, self.keys, args)
+        return self._read(reply, sent)
+
+    async def arun(self, op: str, generation: int, lease: int = 0) -> tuple[Snapshot, bool]:
+        """The asyncio twin of :meth:`run`, over the loop's async backend."""
+        backend = self._async_backend()
+        args = self._args(op, generation, lease)
+        sent = self._clock()
+        reply = await backend.eval(EVENT, self.keys, args)
+        return self._read(reply, sent)
+
+    def _read(self, reply: object, sent: float) -> tuple[Snapshot, bool]:
+        state, generation, remaining, failures, successes, granted, now = parse(reply)
+        if self._time_source is not None:
+            self.offset = 0.0  # the scripts ran on our own clock
+        else:
+            # The server read its clock somewhere between sending and receiving: the middle.
+            self.offset = now / 1000 - (sent + self._clock()) / 2
+        # An absolute deadline on our clock: however late this is applied, it stays right.
+        deadline = (now + remaining) / 1000 - self.offset
+        return Snapshot(STATES[state], generation, deadline, failures, successes), bool(granted)
+
+    def snapshot_of(self, fields: tuple[int, ...], now: float) -> Snapshot:
+        """A published message as a snapshot, its times mapped onto our clock."""
+        state, generation, until, failures, successes, published = fields
+        deadline = 0.0
+        if state == 1:  # open
+            if self.offset is None:  # no reply yet to measure the offset with
+                deadline = now + (until - published) / 1000
+            else:
+                deadline = until / 1000 - self.offset
+        return Snapshot(STATES[state], generation, deadline, failures, successes)
+
+    def _async_backend(self) -> AsyncBackend:
+        source = self._async
+        if source is None:
+            raise ConfigurationError(
+                "async_backend", None, "an AsyncBackend for async calls to a shared breaker"
+            )
+        if not callable(source):
+            return source
+        loop = asyncio.get_running_loop()
+        backend = self._loop_backends.get(loop)
+        if backend is None:
+            backend = self._loop_backends[loop] = source()
+        return backend
+
+    def close(self) -> None:
+        """Close the sync backend if this store built it."""
+        if self._owns:
+            self.backend.close()
+
+    async def aclose(self) -> None:
+        """Close the backends this store built, the running loop's async one included."""
+        if callable(self._async):
+            backend = self._loop_backends.pop(asyncio.get_running_loop(), None)
+            if backend is not None:
+                await backend.aclose()
+        elif self._async is not None and self._owns:
+            await self._async.aclose()
+        self.close()

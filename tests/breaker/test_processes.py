@@ -1,0 +1,103 @@
+"""Shared state across real OS processes (spawned), each with its own connections."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+from multiprocessing.context import SpawnContext
+
+import pytest
+
+from resilient.breaker import STATE_OPEN, CircuitBreaker
+from resilient.errors import CircuitOpenError
+from tests.breaker import children
+from tests.breaker.conftest import eventually
+from tests.support.redis_servers import RedisServer
+
+pytestmark = pytest.mark.redis
+PROCESSES, THREADS = 4, 25
+
+
+@pytest.fixture
+def spawn() -> Iterator[SpawnContext]:
+    """A spawn context; every process it started is ended after the test."""
+    context = multiprocessing.get_context("spawn")
+    yield context
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(5)
+
+
+def test_one_probe_across_processes(redis_server: RedisServer, spawn: SpawnContext) -> None:
+    """4 processes x 25 threads call once the open period is over: exactly 1 probe runs."""
+    url = redis_server.url
+    breaker = children.shared_breaker(url, fail_max=1, reset_timeout=0.2)
+    breaker.record_failure(breaker.admit(), RuntimeError("down"))
+    tripped = time.monotonic()
+    go = spawn.Barrier(PROCESSES + 1)
+    results = spawn.Queue()
+    processes = [
+        spawn.Process(
+            target=children.probe_storm, args=(url, THREADS, PROCESSES * THREADS, go, results)
+        )
+        for _ in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    # Real time: the open period (0.2 s) is measured by Redis; spawning takes longer anyway.
+    time.sleep(max(0.0, 0.25 - (time.monotonic() - tripped)))
+    go.wait(timeout=60)
+    outcomes = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(10)
+    assert sum(probes for probes, _ in outcomes) == 1
+    assert sum(rejected for _, rejected in outcomes) == PROCESSES * THREADS - 1
+    with redis_server.client() as client:
+        assert client.get("probes") == b"1"
+    breaker.shutdown()
+
+
+def test_a_dead_probe_does_not_leave_the_circuit_stuck(
+    redis_server: RedisServer, spawn: SpawnContext
+) -> None:
+    """A process dies holding the probe: others are rejected until its lease expires."""
+    url = redis_server.url
+    breaker = children.shared_breaker(url, fail_max=1, reset_timeout=0.05, probe_timeout=0.4)
+    breaker.record_failure(breaker.admit(), RuntimeError("down"))
+    process = spawn.Process(target=children.die_holding_a_probe, args=(url,))
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    with pytest.raises(CircuitOpenError) as caught:
+        breaker.admit()
+    assert 0 < caught.value.retry_after <= 0.4
+    # Real time: the lease (0.4 s) expires on the server's clock.
+    assert eventually(lambda: _admits(breaker), within=0.8)
+    breaker.shutdown()
+
+
+def _admits(breaker: CircuitBreaker) -> bool:
+    try:
+        breaker.record_success(breaker.admit())
+    except CircuitOpenError:
+        return False
+    return True
+
+
+def test_a_trip_in_another_process_arrives_within_100_ms(
+    redis_server: RedisServer, spawn: SpawnContext
+) -> None:
+    """Pub/sub across processes: seen here less than 100 ms after the other side tripped."""
+    breaker = children.shared_breaker(redis_server.url, fail_max=1, reset_timeout=30)
+    go = spawn.Barrier(2)
+    results = spawn.Queue()
+    process = spawn.Process(target=children.trip_and_report, args=(redis_server.url, go, results))
+    process.start()
+    go.wait(timeout=60)
+    assert eventually(lambda: breaker.current_state == STATE_OPEN, within=2.0)
+    seen = time.monotonic()
+    tripped = results.get(timeout=60)
+    process.join(10)
+    assert seen - tripped < 0.1
+    breaker.shutdown()
