@@ -1,0 +1,163 @@
+"""Where a limiter counts: shared in-memory stores and backends built from URLs.
+
+Strictly private. Limiters that count in memory share one store per process (per
+``max_keys``), so limits shared by scope across several functions really are shared.
+A store passed as a :class:`~resilient.backends.MemoryBackend` is tied to that object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from typing import Any
+
+from resilient import _parsers
+from resilient.backends import AsyncBackend, SyncBackend, async_backend_from_url, backend_from_url
+from resilient.backends.base import Clock
+from resilient.config import Settings
+from resilient.errors import ConfigurationError
+from resilient.ratelimit.memory import MemoryStore
+
+__all__ = ["BackendSource", "choose_storage", "memory_store_for", "shared_memory_store"]
+
+_LOCK = threading.Lock()
+_SHARED: dict[int, MemoryStore] = {}
+_BY_BACKEND: weakref.WeakKeyDictionary[Any, MemoryStore] = weakref.WeakKeyDictionary()
+
+
+def shared_memory_store(max_keys: int) -> MemoryStore:
+    """This process's store for ``max_keys``, created at first use."""
+    store = _SHARED.get(max_keys)
+    if store is None:
+        with _LOCK:
+            store = _SHARED.setdefault(max_keys, MemoryStore(max_keys))
+    return store
+
+
+def memory_store_for(backend: object, max_keys: int) -> MemoryStore:
+    """The store tied to an in-memory backend object (its clock included)."""
+    owner: Any = getattr(backend, "sync", backend)  # AsyncMemoryBackend wraps a MemoryBackend
+    with _LOCK:
+        store = _BY_BACKEND.get(owner)
+        if store is None:
+            clock: Clock = owner.clock
+            store = _BY_BACKEND[owner] = MemoryStore(max_keys, clock)
+    return store
+
+
+class BackendSource:
+    """Redis backends of one limiter: given ones, or built from a URL when first needed.
+
+    Built lazily because a Cluster client connects as it is created; the URL is checked
+    at once. An asyncio backend belongs to one event loop, so one is built per loop.
+    """
+
+    def __init__(
+        self,
+        url: str | None,
+        options: dict[str, Any],
+        sync: SyncBackend | None = None,
+        asyncio_backend: AsyncBackend | None = None,
+    ) -> None:
+        if url is not None:
+            try:
+                _parsers.BACKEND_URL.parse(url)
+            except ValueError:
+                raise ConfigurationError("url", url, _parsers.BACKEND_URL.expected) from None
+        self.url = url
+        self.options = options
+        self._sync = sync
+        self._owns_sync = False
+        self._async = asyncio_backend
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def sync(self) -> SyncBackend:
+        """The sync backend, built from the URL on first use."""
+        backend = self._sync
+        if backend is not None:
+            return backend
+        if self.url is None:
+            raise ConfigurationError("backend", None, "a SyncBackend for the sync methods")
+        with self._lock:
+            if self._sync is None:
+                self._sync = backend_from_url(self.url, **self.options)
+                self._owns_sync = True
+            return self._sync
+
+    def asyncio(self) -> AsyncBackend:
+        """The asyncio backend for the running loop, built from the URL on first use."""
+        if self._async is not None:
+            return self._async
+        if self.url is None:
+            raise ConfigurationError(
+                "async_backend", None, "an AsyncBackend for the asyncio methods"
+            )
+        loop = asyncio.get_running_loop()
+        backend = self._by_loop.get(loop)
+        if backend is None:
+            backend = self._by_loop[loop] = async_backend_from_url(self.url, **self.options)
+        return backend
+
+    def close(self) -> None:
+        """Close the sync backend if this source built it."""
+        if self._owns_sync and self._sync is not None:
+            self._sync.close()
+            self._sync, self._owns_sync = None, False
+
+    async def aclose(self) -> None:
+        """Close the asyncio backend this source built for the running loop."""
+        backend = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if backend is not None:
+            await backend.aclose()
+
+
+def choose_storage(
+    settings: Settings,
+    url: str,
+    *,
+    backend: SyncBackend | None,
+    async_backend: AsyncBackend | None,
+    max_keys: int,
+    clock: Clock | None,
+    local_fallback: bool,
+) -> tuple[MemoryStore | None, BackendSource, MemoryStore | None]:
+    """Where a limiter counts: a memory store, or backends (and a store to fall back on).
+
+    Given backends win over ``url``; an in-memory one means counting in its store. A
+    private store is built when a ``clock`` is injected, else the process's is shared.
+    """
+    options: dict[str, Any] = {
+        "timeout": settings.op_timeout,
+        "connect_timeout": settings.connect_timeout,
+        "guard_failures": settings.guard_failures,
+        "guard_cooldown": settings.guard_cooldown,
+    }
+    if clock is not None:
+        options["clock"] = clock
+    given = backend if backend is not None else async_backend
+    store: MemoryStore | None = None
+    if given is not None:
+        if not given.scripting:
+            store = memory_store_for(given, max_keys)
+        return (
+            store,
+            BackendSource(None, options, backend, async_backend),
+            _local(store, local_fallback, max_keys, clock),
+        )
+    if url.startswith("memory:"):
+        store = MemoryStore(max_keys, clock) if clock else shared_memory_store(max_keys)
+        return store, BackendSource(None, options), None
+    source = BackendSource(url, options)
+    return None, source, _local(None, local_fallback, max_keys, clock)
+
+
+def _local(
+    store: MemoryStore | None, wanted: bool, max_keys: int, clock: Clock | None
+) -> MemoryStore | None:
+    if store is not None or not wanted:
+        return None
+    return MemoryStore(max_keys, clock) if clock else shared_memory_store(max_keys)
