@@ -1,0 +1,320 @@
+"""The WSGI shell: translates PEP 3333 to and from the pipeline, and nothing more.
+
+A request no stage takes part in goes to the app untouched, and so does the response of
+one whose stages need nothing of the body: the app's iterable, ``wsgi.file_wrapper``
+included, reaches the server as it was. Otherwise the body is streamed through (or held,
+when the cache wants to send an ETag it computes from it), and ``close()`` always reaches
+the app's iterable, as PEP 3333 requires.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from resilient.backends import backend_from_settings
+from resilient.backends.base import Clock, SyncBackend
+from resilient.config import Settings
+from resilient.middleware._common import CONDITIONAL_FIELDS, build_pipeline, reason_phrase
+from resilient.middleware._drivers import run_sync
+from resilient.middleware._limits import RejectionFactory, RouteLimit
+from resilient.middleware._pipeline import (
+    BodyMode,
+    Exchange,
+    complete_phase,
+    error_phase,
+    head_phase,
+    request_phase,
+)
+from resilient.middleware._wsgi_body import AppBody, GeneratedBody, close_iterable
+from resilient.middleware.rules import Rule
+from resilient.sansio.http import Headers, RequestInfo, Response, ResponseHead
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["ResilientWSGIMiddleware", "request_from_environ"]
+
+logger = logging.getLogger("resilient.middleware")
+
+_Write = Callable[[bytes], object]
+
+
+def _text(value: str) -> str:
+    # WSGI carries bytes as latin-1 str; the path the app sees is their UTF-8 reading.
+    try:
+        return value.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return value
+
+
+def _fields(environ: WSGIEnvironment) -> Iterator[tuple[str, str]]:
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            yield key[5:].replace("_", "-"), value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            yield key.replace("_", "-"), value
+
+
+def request_from_environ(environ: WSGIEnvironment) -> RequestInfo:
+    """The request an ``environ`` describes.
+
+    .. versionadded:: 0.1
+    """
+    # Header fields are read from a snapshot, when a feature first asks: the app may
+    # change environ meanwhile, and most requests never need them all.
+    snapshot = environ.copy()
+    host = environ.get("HTTP_HOST")
+    if not host:
+        host = environ.get("SERVER_NAME", "")
+        port, scheme = environ.get("SERVER_PORT", ""), environ.get("wsgi.url_scheme", "http")
+        if port and (scheme, port) not in (("http", "80"), ("https", "443")):
+            host = f"{host}:{port}"
+    return RequestInfo(
+        str(environ.get("REQUEST_METHOD", "GET")).upper(),
+        _text(environ.get("PATH_INFO", "")),
+        environ.get("REMOTE_ADDR") or None,
+        Headers.deferred(lambda: _fields(snapshot)),
+        environ.get("wsgi.url_scheme", "http"),
+        str(host).lower(),
+        _text(environ.get("SCRIPT_NAME", "")),
+        environ.get("QUERY_STRING", ""),
+    )
+
+
+def _unconditional(environ: WSGIEnvironment) -> WSGIEnvironment:
+    dropped = {"HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS}
+    return {key: value for key, value in environ.items() if key not in dropped}
+
+
+def _status_code(status: str) -> int:
+    head = status[:3]
+    return int(head) if head.isascii() and head.isdigit() else 0
+
+
+def _discard(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> _Write:
+    return len
+
+
+class ResilientWSGIMiddleware:
+    """Response caching (RFC 9111 shared cache), rate limits and circuit breakers per
+    route, for any WSGI app.
+
+    Args:
+        app: the WSGI application.
+        rules: rules per route; the first that matches applies (see
+            :mod:`resilient.middleware.rules`).
+        settings: defaults for what the rules leave open (read from the environment
+            when not given).
+        backend: where responses are stored; by default the backend the settings name
+            (``RESILIENT_HTTP_URL``, else ``RESILIENT_BACKEND_URL``).
+            Rate limits count there too when it is given (otherwise where
+            ``RESILIENT_RATELIMIT_URL`` says).
+        clock: wall-clock seconds since the epoch; ``Date``, ``Age`` and freshness are
+            counted with it. An injected clock also times rate-limit windows and the
+            breakers the middleware builds, so tests move time everywhere at once.
+        on_reject: builds the answer to a refused request (a 429 over a rate limit, a
+            503 while a circuit is open) from a :class:`~resilient.sansio.Rejection`;
+            ``Retry-After`` and the rate-limit fields are added unless it sets them.
+            Default: an RFC 9457 ``application/problem+json`` body.
+
+    Raises:
+        ConfigurationError: a rule, policy or setting is unusable.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        rules: Sequence[Rule] = (),
+        *,
+        settings: Settings | None = None,
+        backend: SyncBackend | None = None,
+        clock: Clock = time.time,
+        on_reject: RejectionFactory | None = None,
+    ) -> None:
+        settings = Settings.from_env() if settings is None else settings
+        given = backend is not None
+        if backend is None:
+            built = backend_from_settings(settings, "http", clock=clock,
+                                          max_entries=settings.http.cache_max_entries)  # fmt: skip
+            backend = cast(SyncBackend, built)
+        self.app = app
+        self.backend = backend
+        self._pipeline = build_pipeline(rules, settings, backend, clock, asynchronous=False,
+                                        given=given, on_reject=on_reject)  # fmt: skip
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        route, limit = self._pipeline.lean(method, _text(environ.get("PATH_INFO", "")))
+        if limit is not None:
+            return self._lean(limit, environ, start_response)
+        exchange = self._pipeline.begin(request_from_environ(environ), route=route)
+        if exchange is None:
+            return self.app(environ, start_response)
+        return _Responder(self, exchange, environ, start_response).respond()
+
+    def _lean(
+        self, limit: RouteLimit, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """A request whose route only counts a limit: what its stage would do, inline."""
+        gate = self._pipeline.gate
+        assert gate is not None
+        request = None
+        if limit.of_peer is not None:  # the key needs the peer only: skip the request
+            key = limit.of_peer(environ.get("REMOTE_ADDR") or None)
+        else:
+            request = request_from_environ(environ)
+            key = limit.key(request)
+        decision = limit.limiter.hit(key)
+        if not decision.allowed:
+            answer = gate.answer(limit, request or request_from_environ(environ), decision)
+            assert answer is not None
+            start_response(f"{answer.status} {reason_phrase(answer.status)}", list(answer.headers))
+            return [answer.body] if answer.body else []
+        extra = gate.fields(limit, decision)
+        if not extra:
+            return self.app(environ, start_response)
+
+        def start_with_fields(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> _Write:
+            return start_response(status, [*headers, *extra], exc_info)
+
+        return self.app(environ, start_with_fields)
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        self.backend.close()
+
+    def _refresh(self, environ: WSGIEnvironment) -> None:
+        """Run a request again, answer discarded, so the cache stores a fresh response."""
+        fresh = _unconditional(environ)
+        fresh.update({"wsgi.input": io.BytesIO(), "CONTENT_LENGTH": "0"})
+        exchange = self._pipeline.begin(request_from_environ(fresh), background=True)
+        if exchange is None:  # pragma: no cover - the stale hit came through the same stages
+            return
+        body = _Responder(self, exchange, fresh, _discard).respond()
+        try:
+            for _ in body:
+                pass
+        finally:
+            close_iterable(body)
+
+
+class _Responder:
+    """One request's state: the captured head, whether it was sent, the completion."""
+
+    __slots__ = ("app_status", "completed", "decided", "environ", "exchange", "head",
+                 "middleware", "sent", "server_write", "start_response", "status_line",
+                 "wrote")  # fmt: skip
+
+    def __init__(
+        self,
+        middleware: ResilientWSGIMiddleware,
+        exchange: Exchange,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+    ) -> None:
+        self.middleware = middleware
+        self.exchange = exchange
+        self.environ = environ
+        self.start_response = start_response
+        self.head: ResponseHead | None = None
+        self.status_line = ""
+        self.app_status = 0
+        self.decided = False
+        self.sent = False
+        self.wrote = False
+        self.completed = False
+        self.server_write: _Write | None = None
+
+    def respond(self) -> Iterable[bytes]:
+        exchange = self.exchange
+        answer = run_sync(request_phase(exchange))
+        if answer is not None:
+            return self.generated(answer)
+        environ = _unconditional(self.environ) if exchange.unconditional else self.environ
+        try:
+            app_iter = self.middleware.app(environ, self.capture)
+        except Exception as exc:
+            return self.failed(exc)
+        except BaseException as exc:  # exiting: no answer, but the stages hear of the end
+            self.complete(None, exc)
+            raise
+        if self.head is None or self.sent:
+            return AppBody(self, app_iter)
+        replacement = self.decide()
+        if replacement is not None:
+            close_iterable(app_iter)
+            return self.generated(replacement)
+        if exchange.body_mode is BodyMode.PASS:
+            self.send_head()
+            return app_iter  # untouched: file wrappers and close() reach the server as they are
+        return AppBody(self, app_iter)
+
+    def capture(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> _Write:
+        if exc_info is not None and exc_info[0] is not None and self.sent:
+            return self.start_response(status, headers, exc_info)  # re-raises (PEP 3333)
+        self.status_line, self.app_status = status, _status_code(status)
+        self.head = ResponseHead(self.app_status, list(headers))
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        # The legacy write() callable: the app streams past us, so nothing is kept.
+        if not self.sent:
+            self.wrote = True
+            if not self.decided:
+                self.decide()
+            self.send_head()
+        assert self.server_write is not None
+        self.server_write(data)
+
+    def decide(self) -> Response | None:
+        """Run the head phase; a replacement response, or ``None`` to send the app's."""
+        assert self.head is not None
+        self.decided = True
+        head, body = run_sync(head_phase(self.exchange, self.head))
+        self.head = head
+        return None if body is None else Response(head.status, tuple(head.headers), body)
+
+    def send_head(self, head: ResponseHead | None = None) -> None:
+        head = self.head if head is None else head
+        assert head is not None
+        if head.status == self.app_status and self.status_line:
+            status = self.status_line
+        else:
+            status = f"{head.status} {reason_phrase(head.status)}"
+        self.server_write = self.start_response(status, list(head.headers))
+        self.sent = True
+
+    def generated(self, response: Response) -> Iterable[bytes]:
+        self.send_head(response.head())
+        return GeneratedBody(self, response.body)
+
+    def failed(self, error: Exception) -> Iterable[bytes]:
+        fallback = run_sync(error_phase(self.exchange, error))
+        if fallback is None:
+            self.complete(None, error)
+            raise error
+        return self.generated(fallback)
+
+    def complete(self, body: bytes | None, error: BaseException | None) -> None:
+        if self.completed:
+            return
+        self.completed = True
+        run_sync(complete_phase(self.exchange, None if self.wrote else body, error))
+
+    def after(self) -> None:
+        if self.exchange.revalidate:
+            try:
+                self.middleware._refresh(self.environ)
+            except Exception:
+                logger.debug("refreshing a stale response failed", exc_info=True)

@@ -1,0 +1,233 @@
+"""Shared-cache rules: which requests may use the cache, which responses may be stored.
+
+RFC 9111 §3 and §4 as a shared cache, with the safe defaults of Varnish and nginx on top:
+requests with ``Authorization`` (or ``Cookie``, unless the route names the cookies it
+varies on) neither read nor fill the cache; responses with ``Set-Cookie``, ``private``,
+``no-store``, ``no-cache`` or ``Vary: *`` are never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+
+from resilient.sansio.cache_control import CacheControl, parse_cache_control
+from resilient.sansio.decisions import CacheRules, RequestPlan, StoreDecision
+from resilient.sansio.http import RequestInfo, ResponseHead, parse_http_date, split_list
+
+__all__ = [
+    "APP_MODE_STATUSES",
+    "CACHEABLE_METHODS",
+    "HOP_BY_HOP",
+    "SAFE_METHODS",
+    "STORABLE_STATUSES",
+    "decide_store",
+    "explicit_lifetime",
+    "parse_vary",
+    "plan_request",
+    "url_digest",
+    "variant_digest",
+    "vary_values",
+]
+
+#: Methods whose responses a cache may store and reuse.
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+#: Methods that change nothing (RFC 9110 §9.2.1); the others invalidate (RFC 9111 §4.4).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+#: Statuses stored when the response carries explicit freshness: the heuristically
+#: cacheable ones of RFC 9110 §15.1 (without 206: ranges are not cached) and three
+#: redirects that may be stored when told so.
+STORABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308,
+                               404, 405, 410, 414, 501})  # fmt: skip
+#: Statuses app mode gives a lifetime to: successes, permanent redirects, lasting 4xx.
+APP_MODE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414})
+#: Fields that describe one connection, never stored (RFC 9110 §7.6.1, RFC 9111 §3.1).
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
+                        "transfer-encoding", "upgrade", "proxy-authenticate",
+                        "proxy-authorization"})  # fmt: skip
+
+# Request fields that make a lookup wrong or unsafe: personal credentials, a protocol
+# switch, partial content and preconditions the app must judge itself.
+_BYPASS_FIELDS = ("authorization", "upgrade", "range", "if-range", "if-match",
+                  "if-unmodified-since")  # fmt: skip
+_BYPASS = frozenset(_BYPASS_FIELDS)
+_NOT_HONOURED = CacheControl({})
+_COMMA_SPACE = re.compile(r"\s*,\s*")
+
+
+def plan_request(request: RequestInfo, rules: CacheRules) -> RequestPlan:
+    """May this request be answered from the cache, and may its response be stored?
+
+    .. versionadded:: 0.1
+    """
+    if request.method not in CACHEABLE_METHODS:
+        return RequestPlan(False, False, "method", _NOT_HONOURED)
+    headers = request.headers
+    if not _BYPASS.isdisjoint(headers):
+        name = next(name for name in _BYPASS_FIELDS if name in headers)
+        return RequestPlan(False, False, name, _NOT_HONOURED)
+    if "cookie" in headers and not rules.vary_cookies:
+        return RequestPlan(False, False, "cookie", _NOT_HONOURED)
+    if not rules.respect_request_cache_control:
+        return RequestPlan(True, True, "", _NOT_HONOURED)
+    directives = parse_cache_control(headers.get("cache-control"))
+    if directives.no_store:
+        return RequestPlan(False, False, "request no-store", directives)
+    if directives.no_cache:
+        return RequestPlan(False, True, "request no-cache", directives)
+    return RequestPlan(True, True, "", directives)
+
+
+def parse_vary(value: str | None) -> tuple[str, ...] | None:
+    """The lower-case field names of a ``Vary`` value, sorted; ``None`` for ``*``."""
+    if not value:
+        return ()
+    names = {name.lower() for name in split_list(value)}
+    if "*" in names:
+        return None
+    return tuple(sorted(names))
+
+
+def explicit_lifetime(
+    directives: CacheControl, date: str | None, expires: str | None, received: float
+) -> float | None:
+    """The freshness lifetime a response gives itself, or ``None`` (RFC 9111 §4.2.1).
+
+    ``s-maxage`` wins over ``max-age``, which wins over ``Expires`` minus ``Date``. An
+    ``Expires`` that is not a valid date (``0`` included) means "already expired".
+    """
+    if directives.s_maxage is not None:
+        return float(directives.s_maxage)
+    if directives.max_age is not None:
+        return float(directives.max_age)
+    if expires is None:
+        return None
+    expires_at = parse_http_date(expires)
+    if expires_at is None:
+        return 0.0
+    date_value = parse_http_date(date) if date is not None else None
+    return max(0.0, expires_at - (received if date_value is None else date_value))
+
+
+def decide_store(
+    request: RequestInfo,
+    head: ResponseHead,
+    rules: CacheRules,
+    plan: RequestPlan,
+    received: float,
+) -> StoreDecision:
+    """Whether the response to ``request`` may be stored, and with what lifetime.
+
+    Args:
+        request: the request the response answers.
+        head: status and fields of the response.
+        rules: the route's cache rules.
+        plan: what :func:`plan_request` said about the request.
+        received: when the response arrived (for ``Expires`` without ``Date``).
+
+    .. versionadded:: 0.1
+    """
+    if not plan.store:
+        return StoreDecision(False, plan.reason)
+    if request.method != "GET":
+        return StoreDecision(False, "method")  # a HEAD response has no body to store
+    if head.status not in STORABLE_STATUSES:
+        return StoreDecision(False, "status")
+    directives = parse_cache_control(head.get("cache-control"))
+    for flag, reason in ((directives.no_store, "no-store"), (directives.private, "private"),
+                         (directives.no_cache, "no-cache")):  # fmt: skip
+        if flag:
+            return StoreDecision(False, reason)
+    if head.has("set-cookie"):
+        return StoreDecision(False, "set-cookie")
+    vary = parse_vary(head.get("vary"))
+    if vary is None:
+        return StoreDecision(False, "vary *")
+    add_vary: tuple[str, ...] = ()
+    if rules.vary_cookies and "cookie" not in vary:
+        add_vary = ("Cookie",)
+        vary = tuple(sorted((*vary, "cookie")))
+    lifetime = explicit_lifetime(directives, head.get("date"), head.get("expires"), received)
+    may_serve_stale = not (
+        directives.must_revalidate or directives.proxy_revalidate or directives.no_cache
+    )
+    if lifetime is not None:
+        swr = float(directives.stale_while_revalidate or 0)
+        sie = float(directives.stale_if_error or 0)
+        cache_control = None
+    elif rules.ttl is not None and rules.ttl > 0 and head.status in APP_MODE_STATUSES:
+        lifetime, swr, sie = rules.ttl, rules.stale_while_revalidate, rules.stale_if_error
+        cache_control = _app_mode_header(head.get("cache-control"), lifetime, swr, sie)
+    else:
+        return StoreDecision(False, "no freshness")
+    if not may_serve_stale:
+        swr = sie = 0.0
+    if lifetime + max(swr, sie) <= 0:
+        return StoreDecision(False, "stale on arrival")
+    return StoreDecision(True, "", lifetime, swr, sie, may_serve_stale, cache_control, vary,
+                         add_vary)  # fmt: skip
+
+
+def _app_mode_header(existing: str | None, ttl: float, swr: float, sie: float) -> str:
+    # What the route decided, said to browsers and CDNs too, after whatever the app sent
+    # (public, no-transform, ...): they keep the same copy for the same time.
+    parts = [existing] if existing else []
+    parts.append(f"max-age={math.ceil(ttl)}")
+    if swr > 0:
+        parts.append(f"stale-while-revalidate={math.ceil(swr)}")
+    if sie > 0:
+        parts.append(f"stale-if-error={math.ceil(sie)}")
+    return ", ".join(parts)
+
+
+def _named_cookies(header: str | None, names: frozenset[str]) -> str | None:
+    if header is None:
+        return None
+    found: dict[str, str] = {}
+    for pair in re.split(r"[;,]", header):
+        name, sep, value = pair.strip().partition("=")
+        if sep and name in names and name not in found:
+            found[name] = value.strip()
+    return "; ".join(f"{name}={found[name]}" for name in sorted(found)) if found else None
+
+
+def vary_values(
+    headers: Mapping[str, str], fields: tuple[str, ...], cookies: frozenset[str]
+) -> tuple[tuple[str, str | None], ...]:
+    """The request's values of the ``Vary`` fields, normalised (RFC 9111 §4.1).
+
+    Whitespace around commas is dropped; an absent field stays distinct from an empty
+    one. When the route names cookies, ``Cookie`` contributes only those cookies.
+    """
+    values: list[tuple[str, str | None]] = []
+    for name in fields:
+        if name == "cookie" and cookies:
+            values.append((name, _named_cookies(headers.get("cookie"), cookies)))
+            continue
+        raw = headers.get(name)
+        values.append((name, None if raw is None else _COMMA_SPACE.sub(",", raw.strip())))
+    return tuple(values)
+
+
+def _digest(*parts: str) -> str:
+    hasher = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        hasher.update(len(data).to_bytes(8, "big"))  # length-prefixed: no two inputs collide
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+def url_digest(url: str) -> str:
+    """A fixed-length key part for an absolute URL (client input never reaches a key)."""
+    return _digest(url)
+
+
+def variant_digest(values: tuple[tuple[str, str | None], ...]) -> str:
+    """A fixed-length key part for the values :func:`vary_values` returned."""
+    flat: list[str] = []
+    for name, value in values:
+        flat.extend((name, "-" if value is None else "+" + value))
+    return _digest(*flat)
