@@ -1,0 +1,3 @@
+"""Side-by-side benchmarks of resilient and the libraries it replaces."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""HTTP benchmarks: real servers on loopback, wrk as the load generator."""
+
+from __future__ import annotations

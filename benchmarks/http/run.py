@@ -1,0 +1,76 @@
+"""HTTP benchmark: resilient's middleware and the anchors against the bare app.
+
+Usage::
+
+    python -m benchmarks.http.run                     # ASGI and WSGI suites, memory backend
+    python -m benchmarks.http.run --suite redis       # rate limiting with a Redis backend
+    python -m benchmarks.http.run --quick             # 3 rounds of 2 s (a smoke run)
+
+FastAPI apps run under uvicorn (one worker), Flask apps under gunicorn (one gthread
+worker); wrk loads ``GET /items`` with one thread and 32 connections. Rounds alternate
+between variants; the figure per variant is the median requests per second, and the
+ratio is to the bare app measured in the same run. Needs ``wrk`` (apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks.http.harness import Variant, report, run
+from tests.support.redis_servers import RedisServer
+
+UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.http.asgi_apps:make_app",
+           "--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning",
+           "--no-access-log"]  # fmt: skip
+GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--threads", "4",
+            "-b", "127.0.0.1:{port}", "--log-level", "warning",
+            "benchmarks.http.wsgi_apps:app()"]  # fmt: skip
+ASGI = ["bare", "resilient-cached", "fastapi-cache2-cached", "resilient-limited", "slowapi-limited"]
+WSGI = ["bare", "resilient-cached", "flask-caching-cached", "resilient-limited",
+        "flask-limiter-limited"]  # fmt: skip
+
+
+def _variants(kind: str, names: list[str], env: dict[str, str] | None = None) -> list[Variant]:
+    command = UVICORN if kind == "asgi" else GUNICORN
+    server = "FastAPI/uvicorn" if kind == "asgi" else "Flask/gunicorn"
+    return [
+        Variant(f"{name} ({server})", command, "/items", {"BENCH_VARIANT": name, **(env or {})})
+        for name in names
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--suite", choices=("asgi", "wsgi", "redis", "all"), default="all")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 2 s")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds = 3, 2.0
+    options = {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections}
+    if args.suite in ("asgi", "all"):
+        report(
+            "ASGI: FastAPI under uvicorn, memory backend", run(_variants("asgi", ASGI), **options)
+        )
+    if args.suite in ("wsgi", "all"):
+        report(
+            "WSGI: Flask under gunicorn, memory backend", run(_variants("wsgi", WSGI), **options)
+        )
+    if args.suite in ("redis", "all"):
+        server = RedisServer().start()
+        try:
+            env = {"RESILIENT_BACKEND_URL": server.url}
+            variants = _variants("asgi", ["bare", "resilient-limited"], env)
+            variants += _variants("wsgi", ["bare", "resilient-limited"], env)
+            asgi_rows = run(variants[:2], **options)
+            wsgi_rows = run(variants[2:], **options)
+            report("Rate limiting on a loopback redis-server", asgi_rows + wsgi_rows)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
