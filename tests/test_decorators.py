@@ -1,0 +1,120 @@
+"""All three decorators on methods, classmethods and staticmethods, stacked either way.
+
+The decorated callables keep their names, signatures and what ``inspect`` reports, and
+each call still goes through the feature (a count proves it).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from resilient import CircuitBreaker, RateLimiter, cached, rate_limited
+from resilient.errors import CircuitOpenError, RateLimitExceeded
+
+
+def make_class(decorate: Callable[[Any], Any], calls: list[str]) -> Any:
+    """A class whose every kind of method goes through ``decorate`` (outside and inside)."""
+
+    class Service:
+        @decorate
+        @classmethod
+        def outer_class(cls, x: int) -> int:
+            calls.append("outer_class")
+            return x
+
+        @classmethod
+        @decorate
+        def inner_class(cls, x: int) -> int:
+            calls.append("inner_class")
+            return x
+
+        @decorate
+        @staticmethod
+        def outer_static(x: int) -> int:
+            calls.append("outer_static")
+            return x
+
+        @staticmethod
+        @decorate
+        def inner_static(x: int) -> int:
+            calls.append("inner_static")
+            return x
+
+        @decorate
+        @classmethod
+        async def outer_async(cls, x: int) -> int:
+            calls.append("outer_async")
+            return x
+
+    return Service
+
+
+METHODS = ["outer_class", "inner_class", "outer_static", "inner_static"]
+
+
+def test_breaker_guards_every_kind_of_method() -> None:
+    """An open breaker rejects each method, however the descriptors were stacked."""
+    calls: list[str] = []
+    breaker = CircuitBreaker("methods")
+    service = make_class(breaker, calls)
+    for method in METHODS:
+        assert getattr(service, method)(7) == 7
+        assert getattr(service(), method)(8) == 8
+    assert calls == [name for name in METHODS for _ in range(2)]
+    breaker.open()
+    for method in METHODS:
+        with pytest.raises(CircuitOpenError):
+            getattr(service, method)(7)
+    assert len(calls) == 2 * len(METHODS)
+
+
+async def test_breaker_guards_an_async_classmethod() -> None:
+    calls: list[str] = []
+    breaker = CircuitBreaker("async-methods")
+    service = make_class(breaker, calls)
+    assert await service.outer_async(3) == 3
+    assert inspect.iscoroutinefunction(service.outer_async)
+    breaker.open()
+    with pytest.raises(CircuitOpenError):
+        await service.outer_async(3)
+    assert calls == ["outer_async"]
+
+
+def test_rate_limit_counts_calls_of_every_kind_of_method() -> None:
+    """One shared limiter of 4 calls: the fifth call, whatever the method, is refused."""
+    calls: list[str] = []
+    limiter = RateLimiter("4/minute", name="methods")
+    service = make_class(rate_limited(limiter=limiter), calls)
+    for method in METHODS:
+        assert getattr(service, method)(1) == 1
+    with pytest.raises(RateLimitExceeded):
+        service.outer_static(1)
+    assert calls == METHODS
+
+
+def test_cache_answers_every_kind_of_method_from_the_cache() -> None:
+    calls: list[str] = []
+    service = make_class(cached(ttl=60), calls)
+    for method in METHODS:
+        assert getattr(service, method)(5) == 5
+        assert getattr(service(), method)(5) == 5  # same arguments: a hit
+    assert calls == METHODS
+
+
+@pytest.mark.parametrize(
+    "decorate",
+    [cached(ttl=60), CircuitBreaker("signatures"), rate_limited("100/second")],
+    ids=["cached", "breaker", "rate_limited"],
+)
+def test_names_signatures_and_inspect_survive(decorate: Callable[[Any], Any]) -> None:
+    service = make_class(decorate, [])
+    for method in [*METHODS, "outer_async"]:
+        bound = getattr(service, method)
+        assert bound.__name__ == method
+        assert str(inspect.signature(bound)) == "(x: 'int') -> 'int'"  # postponed annotations
+    assert inspect.iscoroutinefunction(service.outer_async)
+    assert not inspect.iscoroutinefunction(service.outer_class)
