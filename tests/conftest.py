@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.metadata import version
@@ -66,6 +67,19 @@ def _fresh_breaker_registry() -> Iterator[None]:
     """Named breakers do not carry state from one test into the next."""
     yield
     reset_breakers()
+
+
+@pytest.fixture
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a test times an operation against its timeout.
+
+    A full collection of the test process's heap can take a good part of 100 ms on a
+    loaded two-core machine; it is the test runner's cost, not the operation's.
+    """
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
 
 
 @pytest.fixture(scope="session")

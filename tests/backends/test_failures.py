@@ -15,6 +15,8 @@ from tests.support.clock import FakeClock
 from tests.support.redis_servers import RedisServer
 from tests.support.sockets import HungServer, refused_url
 
+pytestmark = pytest.mark.usefixtures("paused_gc")
+
 TIMEOUT = 0.1
 SLACK = 0.05
 

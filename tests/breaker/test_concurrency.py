@@ -15,6 +15,8 @@ from resilient.errors import CircuitOpenError
 from tests.breaker.conftest import Maker
 from tests.support.clock import FakeClock
 
+pytestmark = pytest.mark.usefixtures("paused_gc")
+
 THREADS, CALLS, WORK = 8, 10, 0.01
 
 

@@ -341,6 +341,7 @@ def test_redis_time_decides_the_open_period(
     assert breaker.call(lambda: "probe") == "probe"
 
 
+@pytest.mark.usefixtures("paused_gc")
 async def test_built_inside_a_coroutine_it_does_not_block_the_loop(
     redis_server: RedisServer, hung_server: HungServer, built: list[CircuitBreaker]
 ) -> None:

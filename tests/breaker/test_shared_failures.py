@@ -22,6 +22,8 @@ from tests.support.clock import FakeClock
 from tests.support.redis_servers import RedisServer
 from tests.support.sockets import HungServer, refused_url
 
+pytestmark = pytest.mark.usefixtures("paused_gc")
+
 OP_TIMEOUT = 0.1
 SLACK = 0.1  # a loaded two-core box
 # Real timeouts (the subject here) and a short guard cooldown, so recovery is quick.

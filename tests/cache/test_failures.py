@@ -15,6 +15,8 @@ from tests.support.clock import FakeClock
 from tests.support.redis_servers import RedisServer
 from tests.support.sockets import HungServer, refused_url
 
+pytestmark = pytest.mark.usefixtures("paused_gc")
+
 TIMEOUT = 0.1  # RESILIENT_OP_TIMEOUT's default, used by SETTINGS
 SLACK = 0.1  # two shared cores: scheduling noise
 SETTINGS = Settings.from_env({})

@@ -17,6 +17,8 @@ from tests.middleware.support import BASE_URL, Harness, Origin, Reply, settings
 from tests.support.clock import FakeClock
 from tests.support.sockets import HungServer, refused_url
 
+pytestmark = pytest.mark.usefixtures("paused_gc")
+
 TIMEOUT = 0.1
 SLACK = 0.1  # headroom for a loaded two-core CI machine
 CACHEABLE = [("Cache-Control", "max-age=60, stale-while-revalidate=60")]
