@@ -239,6 +239,28 @@ def test_new_breakers_do_not_reset_shared_counts(
     assert late.current_state == STATE_OPEN
 
 
+def test_a_new_breaker_joins_an_open_period_without_restarting_it(
+    make_shared: Maker, clock: FakeClock
+) -> None:
+    """An instance built while the shared circuit is open (a process starting up) takes
+    the remaining open time from Redis; it neither closes the circuit nor restarts it."""
+    first = make_shared(fail_max=1, reset_timeout=10)
+    with pytest.raises(Boom):
+        first.call(_boom)
+    clock.advance(6)
+    late = make_shared(fail_max=1, reset_timeout=10)
+    assert late.current_state == STATE_OPEN
+    with pytest.raises(CircuitOpenError) as caught:
+        late.call(lambda: None)
+    assert caught.value.retry_after == pytest.approx(4, abs=0.01)
+    first.resync()
+    assert first.retry_after == pytest.approx(4, abs=0.01)  # the period was not rewritten
+    clock.advance(4)
+    assert late.call(lambda: "probe") == "probe"
+    first.resync()
+    assert first.current_state == STATE_CLOSED
+
+
 def test_stale_writers_cannot_reset_counts(
     servers: tuple[str, list[RedisServer]], built: list[CircuitBreaker]
 ) -> None:
