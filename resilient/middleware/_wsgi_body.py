@@ -14,7 +14,7 @@ from resilient.middleware._pipeline import BodyMode, body_phase, error_phase
 from resilient.sansio.http import Response
 
 if TYPE_CHECKING:
-    from resilient.middleware.wsgi import _Responder
+    from resilient.middleware._wsgi_responder import Responder
 
 __all__ = ["AppBody", "GeneratedBody", "close_iterable"]
 
@@ -24,7 +24,7 @@ class GeneratedBody:
 
     __slots__ = ("body", "responder")
 
-    def __init__(self, responder: _Responder, body: bytes) -> None:
+    def __init__(self, responder: Responder, body: bytes) -> None:
         self.responder = responder
         self.body = body
 
@@ -49,7 +49,7 @@ class AppBody:
 
     __slots__ = ("app_iter", "responder", "stream")
 
-    def __init__(self, responder: _Responder, app_iter: Iterable[bytes]) -> None:
+    def __init__(self, responder: Responder, app_iter: Iterable[bytes]) -> None:
         self.responder = responder
         self.app_iter = app_iter
         self.stream: Generator[bytes, None, None] | None = None

@@ -12,26 +12,18 @@ from __future__ import annotations
 import io
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from resilient.backends import backend_from_settings
 from resilient.backends.base import Clock, SyncBackend
 from resilient.config import Settings
-from resilient.middleware._common import CONDITIONAL_FIELDS, build_pipeline, reason_phrase
-from resilient.middleware._drivers import run_sync
+from resilient.middleware._common import build_pipeline, reason_phrase
 from resilient.middleware._limits import RejectionFactory, RouteLimit
-from resilient.middleware._pipeline import (
-    BodyMode,
-    Exchange,
-    complete_phase,
-    error_phase,
-    head_phase,
-    request_phase,
-)
-from resilient.middleware._wsgi_body import AppBody, GeneratedBody, close_iterable
+from resilient.middleware._wsgi_body import close_iterable
+from resilient.middleware._wsgi_responder import Responder, Write, unconditional
 from resilient.middleware.rules import Rule
-from resilient.sansio.http import Headers, RequestInfo, Response, ResponseHead
+from resilient.sansio.http import Headers, RequestInfo
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -40,8 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["ResilientWSGIMiddleware", "request_from_environ"]
 
 logger = logging.getLogger("resilient.middleware")
-
-_Write = Callable[[bytes], object]
 
 
 def _text(value: str) -> str:
@@ -86,17 +76,7 @@ def request_from_environ(environ: WSGIEnvironment) -> RequestInfo:
     )
 
 
-def _unconditional(environ: WSGIEnvironment) -> WSGIEnvironment:
-    dropped = {"HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS}
-    return {key: value for key, value in environ.items() if key not in dropped}
-
-
-def _status_code(status: str) -> int:
-    head = status[:3]
-    return int(head) if head.isascii() and head.isdigit() else 0
-
-
-def _discard(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> _Write:
+def _discard(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Write:
     return len
 
 
@@ -157,7 +137,7 @@ class ResilientWSGIMiddleware:
         exchange = self._pipeline.begin(request_from_environ(environ), route=route)
         if exchange is None:
             return self.app(environ, start_response)
-        return _Responder(self, exchange, environ, start_response).respond()
+        return Responder(self, exchange, environ, start_response).respond()
 
     def _lean(
         self, limit: RouteLimit, environ: WSGIEnvironment, start_response: StartResponse
@@ -183,7 +163,7 @@ class ResilientWSGIMiddleware:
 
         def start_with_fields(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
-        ) -> _Write:
+        ) -> Write:
             return start_response(status, [*headers, *extra], exc_info)
 
         return self.app(environ, start_with_fields)
@@ -194,127 +174,14 @@ class ResilientWSGIMiddleware:
 
     def _refresh(self, environ: WSGIEnvironment) -> None:
         """Run a request again, answer discarded, so the cache stores a fresh response."""
-        fresh = _unconditional(environ)
+        fresh = unconditional(environ)
         fresh.update({"wsgi.input": io.BytesIO(), "CONTENT_LENGTH": "0"})
         exchange = self._pipeline.begin(request_from_environ(fresh), background=True)
         if exchange is None:  # pragma: no cover - the stale hit came through the same stages
             return
-        body = _Responder(self, exchange, fresh, _discard).respond()
+        body = Responder(self, exchange, fresh, _discard).respond()
         try:
             for _ in body:
                 pass
         finally:
             close_iterable(body)
-
-
-class _Responder:
-    """One request's state: the captured head, whether it was sent, the completion."""
-
-    __slots__ = ("app_status", "completed", "decided", "environ", "exchange", "head",
-                 "middleware", "sent", "server_write", "start_response", "status_line",
-                 "wrote")  # fmt: skip
-
-    def __init__(
-        self,
-        middleware: ResilientWSGIMiddleware,
-        exchange: Exchange,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-    ) -> None:
-        self.middleware = middleware
-        self.exchange = exchange
-        self.environ = environ
-        self.start_response = start_response
-        self.head: ResponseHead | None = None
-        self.status_line = ""
-        self.app_status = 0
-        self.decided = False
-        self.sent = False
-        self.wrote = False
-        self.completed = False
-        self.server_write: _Write | None = None
-
-    def respond(self) -> Iterable[bytes]:
-        exchange = self.exchange
-        answer = run_sync(request_phase(exchange))
-        if answer is not None:
-            return self.generated(answer)
-        environ = _unconditional(self.environ) if exchange.unconditional else self.environ
-        try:
-            app_iter = self.middleware.app(environ, self.capture)
-        except Exception as exc:
-            return self.failed(exc)
-        except BaseException as exc:  # exiting: no answer, but the stages hear of the end
-            self.complete(None, exc)
-            raise
-        if self.head is None or self.sent:
-            return AppBody(self, app_iter)
-        replacement = self.decide()
-        if replacement is not None:
-            close_iterable(app_iter)
-            return self.generated(replacement)
-        if exchange.body_mode is BodyMode.PASS:
-            self.send_head()
-            return app_iter  # untouched: file wrappers and close() reach the server as they are
-        return AppBody(self, app_iter)
-
-    def capture(
-        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
-    ) -> _Write:
-        if exc_info is not None and exc_info[0] is not None and self.sent:
-            return self.start_response(status, headers, exc_info)  # re-raises (PEP 3333)
-        self.status_line, self.app_status = status, _status_code(status)
-        self.head = ResponseHead(self.app_status, list(headers))
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        # The legacy write() callable: the app streams past us, so nothing is kept.
-        if not self.sent:
-            self.wrote = True
-            if not self.decided:
-                self.decide()
-            self.send_head()
-        assert self.server_write is not None
-        self.server_write(data)
-
-    def decide(self) -> Response | None:
-        """Run the head phase; a replacement response, or ``None`` to send the app's."""
-        assert self.head is not None
-        self.decided = True
-        head, body = run_sync(head_phase(self.exchange, self.head))
-        self.head = head
-        return None if body is None else Response(head.status, tuple(head.headers), body)
-
-    def send_head(self, head: ResponseHead | None = None) -> None:
-        head = self.head if head is None else head
-        assert head is not None
-        if head.status == self.app_status and self.status_line:
-            status = self.status_line
-        else:
-            status = f"{head.status} {reason_phrase(head.status)}"
-        self.server_write = self.start_response(status, list(head.headers))
-        self.sent = True
-
-    def generated(self, response: Response) -> Iterable[bytes]:
-        self.send_head(response.head())
-        return GeneratedBody(self, response.body)
-
-    def failed(self, error: Exception) -> Iterable[bytes]:
-        fallback = run_sync(error_phase(self.exchange, error))
-        if fallback is None:
-            self.complete(None, error)
-            raise error
-        return self.generated(fallback)
-
-    def complete(self, body: bytes | None, error: BaseException | None) -> None:
-        if self.completed:
-            return
-        self.completed = True
-        run_sync(complete_phase(self.exchange, None if self.wrote else body, error))
-
-    def after(self) -> None:
-        if self.exchange.revalidate:
-            try:
-                self.middleware._refresh(self.environ)
-            except Exception:
-                logger.debug("refreshing a stale response failed", exc_info=True)
