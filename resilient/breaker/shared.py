@@ -8,15 +8,14 @@ Transitions reach the other processes through :mod:`resilient.breaker._hub`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
-import weakref
 from collections.abc import Callable
 
 from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
+from resilient.backends._per_loop import PerLoop
 from resilient.backends.base import AsyncBackend, SyncBackend, hash_tag
 from resilient.breaker._script import EVENT
 from resilient.breaker.policies import ConsecutiveFailures
@@ -83,10 +82,13 @@ class SharedStore:
         self.name = name
         self.machine = machine
         self.backend = backend
-        self._async = async_backend
-        self._loop_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
-            weakref.WeakKeyDictionary()
-        )
+        # A fixed asyncio backend, or one per event loop built by the factory.
+        self._async: AsyncBackend | None = None
+        self._loop_backends: PerLoop[AsyncBackend] | None = None
+        if callable(async_backend):
+            self._loop_backends = PerLoop(async_backend)
+        else:
+            self._async = async_backend
         self._clock = clock
         self._time_source = time_source
         self._owns = owns_backends
@@ -155,18 +157,13 @@ class SharedStore:
         return Snapshot(STATES[state], generation, deadline, failures, successes)
 
     def _async_backend(self) -> AsyncBackend:
-        source = self._async
-        if source is None:
+        if self._loop_backends is not None:
+            return self._loop_backends.get()
+        if self._async is None:
             raise ConfigurationError(
                 "async_backend", None, "an AsyncBackend for async calls to a shared breaker"
             )
-        if not callable(source):
-            return source
-        loop = asyncio.get_running_loop()
-        backend = self._loop_backends.get(loop)
-        if backend is None:
-            backend = self._loop_backends[loop] = source()
-        return backend
+        return self._async
 
     def close(self) -> None:
         """Close the sync backend if this store built it."""
@@ -175,8 +172,8 @@ class SharedStore:
 
     async def aclose(self) -> None:
         """Close the backends this store built, the running loop's async one included."""
-        if callable(self._async):
-            backend = self._loop_backends.pop(asyncio.get_running_loop(), None)
+        if self._loop_backends is not None:
+            backend = self._loop_backends.pop()
             if backend is not None:
                 await backend.aclose()
         elif self._async is not None and self._owns:

@@ -7,13 +7,13 @@ A store passed as a :class:`~resilient.backends.MemoryBackend` is tied to that o
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
 from typing import Any
 
 from resilient import _parsers
 from resilient.backends import AsyncBackend, SyncBackend, async_backend_from_url, backend_from_url
+from resilient.backends._per_loop import PerLoop
 from resilient.backends.base import Clock
 from resilient.config import Settings
 from resilient.errors import ConfigurationError
@@ -70,8 +70,8 @@ class BackendSource:
         self._sync = sync
         self._owns_sync = False
         self._async = asyncio_backend
-        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
-            weakref.WeakKeyDictionary()
+        self._by_loop: PerLoop[AsyncBackend] = PerLoop(
+            lambda: async_backend_from_url(self.url or "", **self.options)
         )
         self._lock = threading.Lock()
 
@@ -96,11 +96,7 @@ class BackendSource:
             raise ConfigurationError(
                 "async_backend", None, "an AsyncBackend for the asyncio methods"
             )
-        loop = asyncio.get_running_loop()
-        backend = self._by_loop.get(loop)
-        if backend is None:
-            backend = self._by_loop[loop] = async_backend_from_url(self.url, **self.options)
-        return backend
+        return self._by_loop.get()
 
     def close(self) -> None:
         """Close the sync backend if this source built it."""
@@ -110,7 +106,7 @@ class BackendSource:
 
     async def aclose(self) -> None:
         """Close the asyncio backend this source built for the running loop."""
-        backend = self._by_loop.pop(asyncio.get_running_loop(), None)
+        backend = self._by_loop.pop()
         if backend is not None:
             await backend.aclose()
 
