@@ -73,6 +73,12 @@ class CacheStep:
                 # U+FFFD: the server replaced undecodable bytes, so distinct paths may
                 # read alike here; they must not share a cache entry.
                 return None
+            inflight = self.inflight
+            if inflight is not None and inflight.passing(self.store.primary_key(request.url)):
+                # Its response was just found unstorable (no freshness, private, ...):
+                # straight to the app for a few seconds, as Varnish's hit-for-pass does,
+                # rather than a lookup and a storability check per request.
+                return None
             return _CacheStage(self, exchange, rules, plan)
         if request.method in SAFE_METHODS or self.routes.match("GET", request.path).cache is None:
             return None

@@ -83,6 +83,11 @@ class InFlight:
             self._wait_task if asynchronous else self._wait_thread
         )
 
+    def passing(self, key: str) -> bool:
+        """Whether ``key``'s response was found unstorable lately (see :data:`PASS_MEMORY`)."""
+        passed = self._passes.get(key)
+        return passed is not None and passed > self.clock()
+
     def enter(self, key: str) -> tuple[Flight, bool] | None:
         """The flight for ``key`` and whether the caller leads it; ``None``: go alone."""
         now = time.monotonic()

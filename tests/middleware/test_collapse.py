@@ -19,7 +19,7 @@ from resilient.middleware import CachePolicy, ResilientASGIMiddleware, Rule
 from resilient.middleware._collapse import PASS_MEMORY
 from resilient.middleware._types import Message, Receive, Scope, Send
 from tests.middleware.concurrency import Gate, GatedOrigin, inflight, started, until
-from tests.middleware.support import Harness, Reply, Seen, settings
+from tests.middleware.support import Harness, Origin, Reply, Seen, settings
 from tests.support.clock import FakeClock
 
 RULES = [Rule("/**", cache=CachePolicy(ttl=60))]
@@ -134,19 +134,23 @@ def test_personalised_requests_never_wait(harness: Harness) -> None:
 
 
 def test_followers_give_up_on_a_hung_leader(harness: Harness) -> None:
-    """With a tiny lease, followers stop waiting for a leader stuck in the app and call the
+    """With a short lease, followers stop waiting for a leader stuck in the app and call the
     app themselves, while it is still stuck."""
-    origin = GatedOrigin(Reply(b"ok"), Gate(hold=lambda index: index == 0))
-    app = harness.middleware(origin, RULES, env={"RESILIENT_CACHE_LOCK_TTL": "50ms"})
+    # Unstorable, so that no follower can be answered from the store by a sibling.
+    reply = Reply(b"ok", headers=[("Cache-Control", "no-store")])
+    origin = GatedOrigin(reply, Gate(hold=lambda index: index == 0))
+    app = harness.middleware(origin, RULES, env={"RESILIENT_CACHE_LOCK_TTL": "500ms"})
     table = inflight(app)
     join_leader = started([lambda: harness.mount(app).get("/slow")])
     until(lambda: origin.gate.entered == 1)
     clients = [harness.mount(app) for _ in range(BURST - 1)]
-    answers = started([partial(client.get, "/slow") for client in clients])()
+    join = started([partial(client.get, "/slow") for client in clients])
+    until(lambda: table.waiting == BURST - 1)  # all behind the stuck leader, in its lease
+    answers = join()  # the lease ends: each goes to the app itself
     assert all(answer.text == "ok" for answer in answers)
-    assert origin.calls == BURST - 1
+    assert origin.calls == BURST - 1  # the leader's call counts once it is let go
     assert not origin.gate.opened.is_set()  # the leader is still stuck
-    assert table.waits >= 1
+    assert table.waits == BURST - 1
     origin.gate.open()
     assert join_leader()[0].text == "ok"
     assert origin.calls == BURST
@@ -246,3 +250,39 @@ async def _cancelled_leader_releases_followers() -> list[int]:
 def test_a_cancelled_leader_releases_its_followers_at_once() -> None:
     """ASGI: a leader whose task is cancelled lets its followers go to the app."""
     assert asyncio.run(_cancelled_leader_releases_followers()) == [200, 200, 200]
+
+
+def test_an_unstorable_url_skips_the_cache_for_a_while(
+    harness: Harness, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hit-for-pass: after a response found unstorable, requests to that URL go straight
+    to the app, without a store lookup, for PASS_MEMORY seconds; then the cache is
+    consulted again and a response that became storable is stored."""
+    replies = [Reply(b"mine", headers=[("Cache-Control", "private")])]
+    origin = Origin(lambda seen: replies[-1])
+    client = harness.client(origin, RULES)
+    lookups: list[str] = []
+    get = harness.memory.get
+
+    def counted(key: str) -> bytes | None:
+        lookups.append(key)
+        return get(key)
+
+    monkeypatch.setattr(harness.memory, "get", counted)
+    assert client.get("/page").text == "mine"
+    assert lookups  # the first request looked the URL up
+    lookups.clear()
+    replies.append(Reply(b"shared", headers=[("Cache-Control", "max-age=60")]))
+    for _ in range(3):  # storable now, but the URL is remembered as a pass
+        answer = client.get("/page")
+        assert (answer.text, "age" in answer.headers) == ("shared", False)
+    assert origin.calls == 4
+    assert lookups == []
+    assert client.get("/other").text == "shared"  # other URLs are looked up as ever
+    assert lookups
+    clock.advance(PASS_MEMORY + 1)
+    assert client.get("/page").text == "shared"  # looked up, missed, stored
+    calls = origin.calls
+    answer = client.get("/page")
+    assert (answer.text, "age" in answer.headers) == ("shared", True)
+    assert origin.calls == calls
