@@ -92,6 +92,17 @@ class Exchange:
         self.stale: StoredResponse | None = None
         self.stored: StoredResponse | None = None
 
+    def counting_only(self) -> RouteLimit | None:
+        """The route's limit when counting it is all this exchange does (the cache stood
+        aside: the request bypasses it, or its URL is passing), so the shell may count it
+        inline as it does for a limits-only route; else ``None``."""
+        limit = self.route.limit
+        # A client's request on a limited route always has the limit's stage: a single
+        # stage is that one.
+        if limit is None or self.background or len(self.stages) != 1:
+            return None
+        return limit
+
     def want_body(self, mode: BodyMode, limit: int = 0) -> None:
         """Ask the shell for ``mode`` (the largest mode and limit asked for win)."""
         self.body_mode = max(self.body_mode, mode)

@@ -161,32 +161,35 @@ class ResilientASGIMiddleware:
         pipeline = self._pipeline
         method, path = _target(scope)
         route, limit = pipeline.lean(method, path)
+        request = None
         if limit is None:
-            exchange = pipeline.begin(_request(scope, method, path), route=route)
-            if exchange is not None:
+            request = _request(scope, method, path)
+            exchange = pipeline.begin(request, route=route)
+            if exchange is None:
+                await self.app(scope, receive, send)
+                return
+            limit = exchange.counting_only()
+            if limit is None:
                 await Responder(self, exchange, scope, receive, send).run()
                 return
+        # Lean: counting the limit is all there is to do, so do it inline, as its stage
+        # would (no stage, no flow). Every call saved here shows: this runs on each
+        # request of a limited route.
+        if request is None and limit.of_peer is not None:  # the key needs the peer only
+            client = scope.get("client")
+            key = limit.of_peer(str(client[0]) if client else None)
         else:
-            # Lean: counting the limit is all there is to do, so do it inline, as its
-            # stage would (one request costs no exchange, no stage and no flow). Every
-            # call saved here shows: this runs on each request of a limited route.
-            request = None
-            if limit.of_peer is not None:  # the key needs the peer only
-                client = scope.get("client")
-                key = limit.of_peer(str(client[0]) if client else None)
-            else:
-                request = request_from_scope(scope)
-                key = limit.key(request)
-            decision = limit.limiter.hit(key) if limit.local else await limit.limiter.ahit(key)
-            gate = pipeline.gate
-            assert gate is not None
-            if not decision.allowed:
-                answer = gate.answer(limit, request or request_from_scope(scope), decision)
-                assert answer is not None
-                await send_response(send, answer)
-                return
-            send = _adding(send, limit.wire_fields(decision, gate.clock))
-        await self.app(scope, receive, send)
+            request = request or request_from_scope(scope)
+            key = limit.key(request)
+        decision = limit.limiter.hit(key) if limit.local else await limit.limiter.ahit(key)
+        gate = pipeline.gate
+        assert gate is not None
+        if not decision.allowed:
+            answer = gate.answer(limit, request or request_from_scope(scope), decision)
+            assert answer is not None
+            await send_response(send, answer)
+            return
+        await self.app(scope, receive, _adding(send, limit.wire_fields(decision, gate.clock)))
 
     async def _refuse_websocket(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Count a websocket handshake against its route's limit; refuse it when over.

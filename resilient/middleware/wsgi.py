@@ -134,22 +134,29 @@ class ResilientWSGIMiddleware:
         route, limit = self._pipeline.lean(method, _text(environ.get("PATH_INFO", "")))
         if limit is not None:
             return self._lean(limit, environ, start_response)
-        exchange = self._pipeline.begin(request_from_environ(environ), route=route)
+        request = request_from_environ(environ)
+        exchange = self._pipeline.begin(request, route=route)
         if exchange is None:
             return self.app(environ, start_response)
+        limit = exchange.counting_only()
+        if limit is not None:
+            return self._lean(limit, environ, start_response, request)
         return Responder(self, exchange, environ, start_response).respond()
 
     def _lean(
-        self, limit: RouteLimit, environ: WSGIEnvironment, start_response: StartResponse
+        self,
+        limit: RouteLimit,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        request: RequestInfo | None = None,
     ) -> Iterable[bytes]:
         """A request whose route only counts a limit: what its stage would do, inline."""
         gate = self._pipeline.gate
         assert gate is not None
-        request = None
-        if limit.of_peer is not None:  # the key needs the peer only: skip the request
+        if request is None and limit.of_peer is not None:  # the key needs the peer only
             key = limit.of_peer(environ.get("REMOTE_ADDR") or None)
         else:
-            request = request_from_environ(environ)
+            request = request or request_from_environ(environ)
             key = limit.key(request)
         decision = limit.limiter.hit(key)
         if not decision.allowed:

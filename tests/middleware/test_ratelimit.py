@@ -33,6 +33,38 @@ def test_exactly_the_limit_is_admitted(harness: Harness, clock: FakeClock) -> No
     assert origin.calls == 5
 
 
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer x"}], ids=["passing-url", "bypassing-request"]
+)
+def test_a_cached_route_whose_cache_stands_aside_counts_inline(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, headers: dict[str, str]
+) -> None:
+    """On a route with a cache and limits, a request the cache stands aside for (its URL
+    just answered unstorably, or the request bypasses the cache) is counted the way a
+    limits-only route's is: no per-request responder, the same counts and fields."""
+    origin = Origin(Reply(b"fresh", headers=[("Cache-Control", "no-store")]))
+    app = harness.middleware(origin, [Rule("/a", limits="3/minute")])
+    client = harness.mount(app)
+    shell = "wsgi" if harness.kind == "wsgi" else "asgi"
+    responders: list[object] = []
+    module = f"resilient.middleware.{shell}"
+    real = __import__(module, fromlist=["Responder"]).Responder
+
+    def counted(*args: object) -> object:
+        responders.append(args)
+        return real(*args)
+
+    first = client.get("/a", headers=headers)  # found unstorable: the URL now passes
+    monkeypatch.setattr(f"{module}.Responder", counted)
+    answers = [client.get("/a", headers=headers) for _ in range(3)]
+    assert [first.status_code] + [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert origin.calls == 3
+    remaining = [a.headers["ratelimit"].split(";")[1] for a in [first, *answers[:2]]]
+    assert remaining == ["r=2", "r=1", "r=0"]
+    assert answers[2].headers["retry-after"] == "61"  # 60 s and a millisecond, rounded up
+    assert responders == []
+
+
 def test_the_429(harness: Harness, clock: FakeClock) -> None:
     """A 429 carries Retry-After (whole seconds, rounded up), the RateLimit fields, no-store
     and an RFC 9457 problem naming the violated policy."""
