@@ -24,6 +24,23 @@ _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 
 
+#: CPU lists for ``taskset``: servers on one core, the load generator on the other, so
+#: that the scheduler does not move them onto each other between rounds. Empty: no pinning.
+PINNING: dict[str, str] = {}
+
+
+def pin(server: str, load: str) -> None:
+    """Pin servers to the CPUs ``server`` and wrk to ``load`` (``taskset -c`` lists)."""
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset is not installed (util-linux)")
+    PINNING.update(server=server, load=load)
+
+
+def _pinned(argv: Sequence[str], role: str) -> list[str]:
+    cpus = PINNING.get(role)
+    return ["taskset", "-c", cpus, *argv] if cpus else list(argv)
+
+
 @dataclass
 class Variant:
     """One server to measure: a label, the command that serves on ``{port}``, a path."""
@@ -59,7 +76,7 @@ def start(variant: Variant) -> None:
     variant.port = free_port()
     argv = [part.format(port=variant.port) for part in variant.command]
     variant.process = subprocess.Popen(
-        argv,
+        _pinned(argv, "server"),
         env={**os.environ, **variant.env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -88,7 +105,7 @@ def load(variant: Variant, *, seconds: float, connections: int) -> float:
     url = f"http://127.0.0.1:{variant.port}{variant.path}"
     duration = max(1, round(seconds))  # wrk takes whole seconds only ("2s", not "2.0s")
     result = subprocess.run(
-        [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        _pinned([wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url], "load"),
         capture_output=True,
         text=True,
         check=True,
@@ -104,15 +121,27 @@ def load(variant: Variant, *, seconds: float, connections: int) -> float:
 
 
 def run(
-    variants: Sequence[Variant], *, rounds: int, seconds: float, connections: int
+    variants: Sequence[Variant],
+    *,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    fresh: bool = False,
 ) -> list[tuple[str, float, float]]:
-    """Alternating rounds over all variants; returns (label, median req/s, ratio to first)."""
+    """Alternating rounds over all variants; returns (label, median req/s, ratio to first).
+
+    With ``fresh``, every round starts new server processes (and warms them up): a
+    process's own luck (memory layout, hash seeds, where the scheduler put it) then
+    varies from round to round instead of biasing all of one variant's rounds alike.
+    """
     try:
-        for variant in variants:
-            start(variant)
-        for variant in variants:  # warm-up: imports, caches filled, JIT-free but page-cache warm
-            load(variant, seconds=1, connections=connections)
-        for _ in range(rounds):
+        for number in range(rounds):
+            if fresh or number == 0:
+                for variant in variants:
+                    stop(variant)
+                    start(variant)
+                for variant in variants:  # warm-up: imports done, caches filled
+                    load(variant, seconds=1, connections=connections)
             for variant in variants:
                 variant.results.append(load(variant, seconds=seconds, connections=connections))
     finally:

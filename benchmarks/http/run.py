@@ -5,6 +5,10 @@ Usage::
     python -m benchmarks.http.run                     # ASGI and WSGI suites, memory backend
     python -m benchmarks.http.run --suite redis       # rate limiting with a Redis backend
     python -m benchmarks.http.run --quick             # 3 rounds of 2 s (a smoke run)
+    python -m benchmarks.http.run --pin --fresh       # the method of docs/performance.md
+
+``--pin`` keeps the servers on CPU 0 and wrk on CPU 1; ``--fresh`` starts new server
+processes every round, so that one process's luck does not bias all of a variant's rounds.
 
 FastAPI apps run under uvicorn (one worker), Flask apps under gunicorn (one gthread
 worker); wrk loads ``GET /items`` with one thread and 32 connections. Rounds alternate
@@ -17,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.http.harness import Variant, report, run
+from benchmarks.http.harness import Variant, pin, report, run
 from tests.support.redis_servers import RedisServer
 
 UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.http.asgi_apps:make_app",
@@ -47,10 +51,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="3 rounds of 2 s")
+    parser.add_argument("--pin", action="store_true",
+                        help="servers (and redis-server) on CPU 0, wrk on CPU 1")  # fmt: skip
+    parser.add_argument("--fresh", action="store_true",
+                        help="new server processes every round")  # fmt: skip
     args = parser.parse_args()
+    if args.pin:
+        pin(server="0", load="1")
     if args.quick:
         args.rounds, args.seconds = 3, 2.0
-    options = {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections}
+    options = {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections,
+               "fresh": args.fresh}  # fmt: skip
     if args.suite in ("asgi", "all"):
         report(
             "ASGI: FastAPI under uvicorn, memory backend", run(_variants("asgi", ASGI), **options)
