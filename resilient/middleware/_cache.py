@@ -73,13 +73,15 @@ class CacheStep:
                 # U+FFFD: the server replaced undecodable bytes, so distinct paths may
                 # read alike here; they must not share a cache entry.
                 return None
-            inflight = self.inflight
-            if inflight is not None and inflight.passing(self.store.primary_key(request.url)):
-                # Its response was just found unstorable (no freshness, private, ...):
-                # straight to the app for a few seconds, as Varnish's hit-for-pass does,
-                # rather than a lookup and a storability check per request.
-                return None
-            return _CacheStage(self, exchange, rules, plan)
+            key = ""
+            if self.inflight is not None:
+                key = self.store.primary_key(request.url)
+                if self.inflight.passing(key):
+                    # Its response was just found unstorable (no freshness, private, ...):
+                    # straight to the app for a few seconds, as Varnish's hit-for-pass
+                    # does, rather than a lookup and a storability check per request.
+                    return None
+            return _CacheStage(self, exchange, rules, plan, key)
         if request.method in SAFE_METHODS or self.routes.match("GET", request.path).cache is None:
             return None
         return InvalidateStage(self.store, request)
@@ -90,7 +92,7 @@ class _CacheStage(Stage):
                  "response_time", "rules", "skip_store", "step", "stored_head")  # fmt: skip
 
     def __init__(
-        self, step: CacheStep, exchange: Exchange, rules: CacheRules, plan: RequestPlan
+        self, step: CacheStep, exchange: Exchange, rules: CacheRules, plan: RequestPlan, key: str
     ) -> None:
         self.step = step
         self.exchange = exchange
@@ -103,7 +105,7 @@ class _CacheStage(Stage):
         self.request_time = 0.0
         self.response_time = 0.0
         self.flight: Flight | None = None  # set while this request leads a collapsed miss
-        self.key = ""
+        self.key = key  # the primary key, when misses are collapsed
 
     def on_request(self) -> Flow[Response | None]:
         exchange, request = self.exchange, self.exchange.request
@@ -146,13 +148,12 @@ class _CacheStage(Stage):
         """Lead this miss, or wait for the request leading it and answer from the store."""
         inflight = self.step.inflight
         assert inflight is not None
-        key = self.step.store.primary_key(self.exchange.request.url)
-        joined = inflight.enter(key)
+        joined = inflight.enter(self.key)
         if joined is None:
             return None
         flight, leading = joined
         if leading:
-            self.flight, self.key = flight, key
+            self.flight = flight
             return None
         landed = yield Call(inflight.wait, flight)
         if not (landed and flight.stored):

@@ -92,11 +92,9 @@ class InFlight:
         """The flight for ``key`` and whether the caller leads it; ``None``: go alone."""
         now = time.monotonic()
         with self._lock:
-            passed = self._passes.get(key)
-            if passed is not None:
-                if passed > self.clock():
-                    return None  # its response is not stored: nothing to wait for
-                del self._passes[key]
+            if self.passing(key):
+                return None  # its response is not stored: nothing to wait for
+            self._passes.pop(key, None)  # expired, if there at all
             flight = self._flights.get(key)
             if flight is not None and flight.deadline > now:
                 return flight, False
