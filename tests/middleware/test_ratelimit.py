@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import httpx
@@ -48,7 +49,7 @@ def test_a_cached_route_whose_cache_stands_aside_counts_inline(
     shell = "wsgi" if harness.kind == "wsgi" else "asgi"
     responders: list[object] = []
     module = f"resilient.middleware.{shell}"
-    real = __import__(module, fromlist=["Responder"]).Responder
+    real = importlib.import_module(module).Responder
 
     def counted(*args: object) -> object:
         responders.append(args)
