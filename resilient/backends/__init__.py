@@ -40,6 +40,7 @@ from resilient.backends.memory import AsyncMemoryBackend, MemoryBackend
 from resilient.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from resilient.backends._lane import LaneAddress
     from resilient.config import Settings
 
 __all__ = [
@@ -149,17 +150,27 @@ def _redis_factories(
             "clock": options.clock,
         }
 
+    def lane(parts: SplitResult, options: BackendOptions) -> LaneAddress | None:
+        # Evals take the lean lane only on connections that we set up from the URL.
+        if build is not _urls.redis_client or options.client or options.connection_pool:
+            return None
+        from resilient.backends._lane import lane_address
+
+        return lane_address(parts, options.passthrough, options.timeout, options.connect_timeout)
+
     def sync(parts: SplitResult, options: BackendOptions) -> SyncBackend:
         from resilient.backends.redis import RedisBackend
 
         client = options.client or build(parts, options, asyncio=False)
-        return RedisBackend(client, name=_urls.safe_name(parts), **guard(options))
+        return RedisBackend(client, name=_urls.safe_name(parts), lane=lane(parts, options),
+                            **guard(options))  # fmt: skip
 
     def asyncio(parts: SplitResult, options: BackendOptions) -> AsyncBackend:
         from resilient.backends.redis import AsyncRedisBackend
 
         client = options.client or build(parts, options, asyncio=True)
-        return AsyncRedisBackend(client, name=_urls.safe_name(parts), **guard(options))
+        return AsyncRedisBackend(client, name=_urls.safe_name(parts), lane=lane(parts, options),
+                                 **guard(options))  # fmt: skip
 
     return sync, asyncio
 

@@ -1,6 +1,9 @@
 """Concurrent asyncio evals share pipelines: same replies, own errors, fewer round trips.
 
-The first eval of an idle backend goes out alone at once; the evals that start while it is
+Batching applies to redis-py clients (given ones, Sentinel masters); a backend built from
+a ``redis://`` URL sends its evals over its own pipelined lane instead (test_lane.py), so
+these tests hand the backend a redis-py client. The first eval of an idle backend goes
+out alone at once; the evals that start while it is
 in flight are collected for one loop turn and sent as pipelines of at most ``eval_batch``.
 So 200 evals started together make 1 plain call and 2 pipelines (128 + 71).
 """
@@ -61,6 +64,21 @@ class Counted:
         backend.client.pipeline = pipeline
 
 
+def _redis_py(url: str, timeout: float, connect_timeout: float = 2.0, **options: Any) -> Any:
+    """An asyncio backend over a redis-py client, as a URL would build it, without the
+    lane: a given client keeps every command."""
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout,
+                            retry=Retry(NoBackoff(), 0))  # fmt: skip
+    backend = async_backend_from_url(url, client=client, timeout=timeout, **options)
+    assert isinstance(backend, AsyncRedisBackend)
+    assert backend._lane_address is None
+    return backend
+
+
 def _evalsha_calls(server: RedisServer) -> int:
     with server.client() as client:
         stats: dict[str, Any] = client.info("commandstats")
@@ -91,9 +109,7 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[AsyncRedisBac
         made = AsyncRedisBackend(fakeredis.FakeAsyncRedis(), name="fakeredis")
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
-        built = async_backend_from_url(server.url, timeout=2.0, connect_timeout=2.0)
-        assert isinstance(built, AsyncRedisBackend)
-        made = built
+        made = _redis_py(server.url, timeout=2.0)
     yield made
     await made.aclose()
 
@@ -113,7 +129,7 @@ async def test_concurrent_evals_share_pipelines(backend: AsyncRedisBackend) -> N
 @pytest.mark.redis
 async def test_the_server_still_runs_one_evalsha_per_call(redis_server: RedisServer) -> None:
     """Counted by the server: one EVALSHA per eval, batched or not."""
-    backend = async_backend_from_url(redis_server.url, timeout=2.0)
+    backend = _redis_py(redis_server.url, timeout=2.0)
     await backend.eval(COUNT, ["n"], ["warm-up"])  # the script is loaded now
     _reset_stats(redis_server)
     await asyncio.gather(*(backend.eval(COUNT, [f"k{i}"], [i]) for i in range(300)))
@@ -236,10 +252,7 @@ async def test_a_failing_server_fails_the_whole_batch_once(
     # A generous connect timeout: the sockets opened before the fault must not time out
     # on a cold machine; after it, a paused server still accepts (the kernel does) and a
     # killed one refuses, so only the operation timeout is measured.
-    backend = async_backend_from_url(
-        server.url, timeout=TIMEOUT, connect_timeout=1.0, guard_failures=100
-    )
-    assert isinstance(backend, AsyncRedisBackend)
+    backend = _redis_py(server.url, TIMEOUT, connect_timeout=1.0, guard_failures=100)
     await asyncio.gather(*(backend.eval(COUNT, ["n"], [i]) for i in range(10)))  # 2 sockets
     counted = Counted(backend)
     server.pause() if fault == "pause" else server.kill()
@@ -262,8 +275,7 @@ async def test_a_failing_server_fails_the_whole_batch_once(
 
 async def test_an_open_guard_fails_every_caller_at_once() -> None:
     """Open: concurrent callers get BackendUnavailable without a pipeline or a socket."""
-    backend = async_backend_from_url(refused_url(), guard_failures=1, guard_cooldown=60)
-    assert isinstance(backend, AsyncRedisBackend)
+    backend = _redis_py(refused_url(), 0.1, guard_failures=1, guard_cooldown=60)
     with pytest.raises(BackendError):
         await backend.eval(COUNT, ["n"], [0])
     counted = Counted(backend)

@@ -27,7 +27,8 @@ def _boom() -> None:
 
 
 class Sent:
-    """Counts the commands a breaker's Redis client sends (pub/sub has its own connection)."""
+    """Counts the commands a sync breaker's Redis backend sends: through its redis-py
+    client, or its eval lane (pub/sub has its own connection)."""
 
     def __init__(self, breaker: CircuitBreaker, monkeypatch: pytest.MonkeyPatch) -> None:
         store = breaker._store
@@ -41,6 +42,15 @@ class Sent:
             return original(*args, **kwargs)
 
         monkeypatch.setattr(client, "execute_command", counting)
+        lane = getattr(store.backend, "_lane", None)  # evals of a URL-built sync backend
+        if lane is not None:
+            lane_call = lane.call
+
+            def lane_counting(packed: bytes) -> Any:
+                self.commands.append(packed.split(b"\r\n")[2].decode())
+                return lane_call(packed)
+
+            monkeypatch.setattr(lane, "call", lane_counting)
 
 
 class ServerStats:

@@ -13,6 +13,8 @@ import redis.connection
 from resilient.backends import (
     AsyncBackend,
     SyncBackend,
+    _lane,
+    _lane_async,
     async_backend_from_url,
     backend_from_url,
 )
@@ -41,7 +43,8 @@ def _name(packed: Any) -> str:
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The name of every command a redis-py client (sync or asyncio) writes, less setup."""
+    """The name of every command written, less setup: by a redis-py client (sync or
+    asyncio) or by a backend's eval lane."""
     names: list[str] = []
     sync_send = redis.connection.AbstractConnection.send_packed_command
     async_send = redis.asyncio.connection.AbstractConnection.send_packed_command
@@ -56,6 +59,21 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             names.append(_name(command))
         await async_send(self, command, check_health)
 
+    lane_send = _lane._Connection.roundtrip
+    link_send = _lane_async._Link.request
+
+    def lane_record(self: Any, packed: bytes) -> Any:
+        if _name(packed) not in _CONNECTION_SETUP:
+            names.append(_name(packed))
+        return lane_send(self, packed)
+
+    def link_record(self: Any, packed: bytes) -> Any:
+        if _name(packed) not in _CONNECTION_SETUP:
+            names.append(_name(packed))
+        return link_send(self, packed)
+
+    monkeypatch.setattr(_lane._Connection, "roundtrip", lane_record)
+    monkeypatch.setattr(_lane_async._Link, "request", link_record)
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", record)
     monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", arecord)
     return names
