@@ -36,6 +36,13 @@ def pin(server: str, load: str) -> None:
     PINNING.update(server=server, load=load)
 
 
+def pin_process(pid: int, role: str) -> None:
+    """Move an already started process (redis-server) onto the CPUs of ``role``."""
+    cpus = PINNING.get(role)
+    if cpus:
+        os.sched_setaffinity(pid, {int(cpu) for cpu in cpus.split(",")})
+
+
 def _pinned(argv: Sequence[str], role: str) -> list[str]:
     cpus = PINNING.get(role)
     return ["taskset", "-c", cpus, *argv] if cpus else list(argv)

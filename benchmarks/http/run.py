@@ -7,7 +7,8 @@ Usage::
     python -m benchmarks.http.run --quick             # 3 rounds of 2 s (a smoke run)
     python -m benchmarks.http.run --pin --fresh       # the method of docs/performance.md
 
-``--pin`` keeps the servers on CPU 0 and wrk on CPU 1; ``--fresh`` starts new server
+``--pin`` keeps the servers on CPU 0 and wrk on CPU 1, with redis-server (which stands in
+for a server on another host, so it must not take the app's core); ``--fresh`` starts new server
 processes every round, so that one process's luck does not bias all of a variant's rounds.
 
 FastAPI apps run under uvicorn (one worker), Flask apps under gunicorn (one gthread
@@ -21,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks.http.harness import Variant, pin, report, run
+from benchmarks.http.harness import Variant, pin, pin_process, report, run
 from tests.support.redis_servers import RedisServer
 
 UVICORN = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.http.asgi_apps:make_app",
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="3 rounds of 2 s")
     parser.add_argument("--pin", action="store_true",
-                        help="servers (and redis-server) on CPU 0, wrk on CPU 1")  # fmt: skip
+                        help="servers on CPU 0, wrk and redis-server on CPU 1")  # fmt: skip
     parser.add_argument("--fresh", action="store_true",
                         help="new server processes every round")  # fmt: skip
     args = parser.parse_args()
@@ -72,6 +73,9 @@ def main() -> None:
         )
     if args.suite in ("redis", "all"):
         server = RedisServer().start()
+        assert server.process is not None
+        # Redis stands in for a server on another host: it must not take the app's core.
+        pin_process(server.process.pid, "load")
         try:
             env = {"RESILIENT_BACKEND_URL": server.url}
             variants = _variants("asgi", ["bare", "resilient-limited"], env)
