@@ -153,9 +153,17 @@ class AsyncLane:
         # The callers that find no link share one attempt; cancelling one of them must
         # not cancel it for the others, hence a task and shield().
         opening = self._opening
-        if opening is None:
-            opening = self._opening = self.loop.create_task(self._connect())
-            opening.add_done_callback(self._opened)
+        if opening is not None:
+            try:
+                return await asyncio.shield(opening)
+            except Exception as exc:
+                # The caller that started the attempt reports its failure to the guard;
+                # those that waited on it get errors of their own, marked as echoes.
+                echo = type(exc)(*exc.args)
+                setattr(echo, ECHO, True)
+                raise echo from None
+        opening = self._opening = self.loop.create_task(self._connect())
+        opening.add_done_callback(self._opened)
         return await asyncio.shield(opening)
 
     def _opened(self, task: asyncio.Task[_Link]) -> None:

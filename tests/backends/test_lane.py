@@ -388,3 +388,19 @@ async def test_a_refused_connection_fails_fast_and_an_open_guard_opens_nothing()
     assert all(type(reply).__name__ == "BackendUnavailable" for reply in replies)
     assert backend._lane is not None
     assert backend._lane._opening is None
+
+
+async def test_callers_sharing_a_refused_connect_count_once_with_the_guard() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backend = async_backend_from_url(f"redis://127.0.0.1:{port}/0", guard_failures=3)
+    assert isinstance(backend, AsyncRedisBackend)
+    replies = await asyncio.gather(
+        *(backend.eval(COUNT, ["n"], [i]) for i in range(10)), return_exceptions=True
+    )
+    for reply in replies:
+        assert isinstance(reply, BackendError)
+        assert isinstance(reply.__cause__, OSError)
+    assert backend.guard._failures == 1
+    assert not backend.guard.is_open
