@@ -159,7 +159,10 @@ class AsyncLane:
             except Exception as exc:
                 # The caller that started the attempt reports its failure to the guard;
                 # those that waited on it get errors of their own, marked as echoes.
-                echo = type(exc)(*exc.args)
+                try:
+                    echo = type(exc)(*exc.args)
+                except Exception:  # pragma: no cover - a type that cannot be rebuilt from args
+                    echo = ConnectionError(str(exc))
                 setattr(echo, ECHO, True)
                 raise echo from None
         opening = self._opening = self.loop.create_task(self._connect())
