@@ -22,7 +22,7 @@ import redis
 from resilient.backends import AsyncBackend, LuaScript, async_backend_from_url, hash_tag
 from resilient.backends.redis import AsyncRedisBackend
 from resilient.errors import BackendError, BackendUnavailable
-from tests.support.redis_servers import RedisServer
+from tests.support.redis_servers import RedisServer, faulted
 from tests.support.sockets import refused_url
 
 pytestmark = pytest.mark.usefixtures("paused_gc")
@@ -255,16 +255,12 @@ async def test_a_failing_server_fails_the_whole_batch_once(
     backend = _redis_py(server.url, TIMEOUT, connect_timeout=1.0, guard_failures=100)
     await asyncio.gather(*(backend.eval(COUNT, ["n"], [i]) for i in range(10)))  # 2 sockets
     counted = Counted(backend)
-    server.pause() if fault == "pause" else server.kill()
-    try:
+    with faulted(server, fault):
         started = time.perf_counter()
         replies = await asyncio.gather(
             *(backend.eval(COUNT, ["n"], [i]) for i in range(50)), return_exceptions=True
         )
         assert time.perf_counter() - started < TIMEOUT + SLACK
-    finally:
-        if fault == "pause":
-            server.resume()
     for reply in replies:
         assert isinstance(reply, BackendError)
         assert isinstance(reply.__cause__, redis.RedisError | OSError)

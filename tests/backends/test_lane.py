@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,8 @@ from resilient.backends import LuaScript, async_backend_from_url, backend_from_u
 from resilient.backends._lane import lane_address
 from resilient.backends.redis import AsyncRedisBackend, RedisBackend
 from resilient.errors import BackendError
-from tests.support.redis_servers import RedisServer
+from tests.support.redis_servers import RedisServer, faulted
+from tests.support.sockets import HungServer
 
 pytestmark = pytest.mark.usefixtures("paused_gc")
 
@@ -276,18 +276,12 @@ async def test_a_failing_server_fails_every_waiting_caller_once(
     )
     assert isinstance(backend, AsyncRedisBackend)
     assert await backend.eval(COUNT, ["n"], [0]) == 1  # connected
-    server.pause() if fault == "pause" else server.kill()
-    try:
+    with faulted(server, fault, restart=True):
         started = time.perf_counter()
         replies = await asyncio.gather(
             *(backend.eval(COUNT, ["n"], [i]) for i in range(50)), return_exceptions=True
         )
         assert time.perf_counter() - started < TIMEOUT + SLACK
-    finally:
-        if fault == "pause":
-            server.resume()
-        else:
-            server.start()
     for reply in replies:
         assert isinstance(reply, BackendError)
         assert isinstance(reply.__cause__, redis.RedisError | OSError)
@@ -306,57 +300,18 @@ def test_a_failing_server_fails_a_thread_within_the_timeout(
     server = redis_factory()
     backend = backend_from_url(server.url, timeout=TIMEOUT, connect_timeout=1.0)
     assert backend.eval(COUNT, ["n"], [0]) == 1
-    server.pause() if fault == "pause" else server.kill()
-    try:
+    with faulted(server, fault, restart=True):
         started = time.perf_counter()
         with pytest.raises(BackendError):
             backend.eval(COUNT, ["n"], [0])
         assert time.perf_counter() - started < TIMEOUT + SLACK
         assert backend._lane._idle == []  # type: ignore[attr-defined]
-    finally:
-        server.resume() if fault == "pause" else server.start()
     assert backend.eval(COUNT, ["after"], [0]) == 1
     backend.close()
 
 
-class _GarbageServer:
-    """Answers every connection with bytes that are not RESP, then waits."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.05)
-        self.url = f"redis://127.0.0.1:{self.sock.getsockname()[1]}/0"
-        self._stop = threading.Event()
-        self._held: list[socket.socket] = []
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(1.0)
-            try:
-                conn.recv(65536)
-                conn.sendall(b"?not resp\r\n")
-            except OSError:
-                pass
-            self._held.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        for conn in self._held:
-            conn.close()
-        self.sock.close()
-
-
 async def test_garbage_from_the_server_is_a_backend_error_not_a_hang() -> None:
-    server = _GarbageServer()
+    server = HungServer(reply=b"?not resp\r\n")
     try:
         asynchronous = async_backend_from_url(server.url, timeout=2.0, connect_timeout=1.0)
         replies = await asyncio.gather(

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -107,6 +108,20 @@ class RedisServer:
     def stop(self) -> None:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def faulted(server: RedisServer, fault: str, *, restart: bool = False) -> Iterator[None]:
+    """``server`` paused (``"pause"``) or killed (``"kill"``) for the block; afterwards
+    resumed, or with ``restart`` started again on its port."""
+    server.pause() if fault == "pause" else server.kill()
+    try:
+        yield
+    finally:
+        if fault == "pause":
+            server.resume()
+        elif restart:
+            server.start()
 
 
 class RedisCluster:

@@ -1,4 +1,5 @@
-"""Loopback sockets that misbehave: one that accepts and never answers, one that refuses."""
+"""Loopback sockets that misbehave: one that accepts and never answers (or answers
+garbage once), one that refuses."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import threading
 
 
 class HungServer:
-    """Accepts TCP connections on 127.0.0.1 and never sends a byte back."""
+    """Accepts TCP connections on 127.0.0.1 and never sends a byte back; with ``reply``,
+    answers each connection's first request with those bytes, then nothing more."""
 
-    def __init__(self) -> None:
+    def __init__(self, reply: bytes | None = None) -> None:
+        self.reply = reply
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -31,6 +34,13 @@ class HungServer:
             except OSError:
                 continue
             self.accepted.append(conn)
+            if self.reply is not None:
+                conn.settimeout(1.0)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
 
     def close(self) -> None:
         self._stop.set()
