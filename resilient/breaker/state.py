@@ -291,11 +291,13 @@ class StateMachine:
         """Shared state answered a resync sent when :attr:`updates` was ``updates``.
 
         After an outage (``force``) the answer is followed whatever happened meanwhile.
-        Otherwise a newer answer (a failure's reply, a message) may have arrived while
-        the resync was in flight; then the resync's older view is dropped.
+        Otherwise another answer (a failure's reply, a message) may have arrived while
+        the resync was in flight; the resync's view is then dropped unless it is of a
+        later generation (every change of state starts one): a message published before
+        the resync read may arrive after it, and must not win over it.
         """
         with self.lock:
-            if not force and updates != self.updates:
+            if not force and updates != self.updates and snapshot.generation <= self.generation:
                 return None
             self.authoritative = False
             return self._apply(snapshot, now, force=force)

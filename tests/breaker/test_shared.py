@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from resilient.breaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, _hub
+from resilient.breaker.policies import ConsecutiveFailures
 from resilient.breaker.shared import CHANNEL, SharedStore
+from resilient.breaker.state import Snapshot, StateMachine
 from resilient.errors import CircuitOpenError
 from tests.breaker.conftest import PATIENT, Maker, eventually
 from tests.support.clock import FakeClock
@@ -387,3 +389,23 @@ async def test_built_inside_a_coroutine_it_does_not_block_the_loop(
     opener.open()
     late = _shared(built, redis_server.url, fail_max=1)
     assert await asyncio.to_thread(eventually, lambda: late.current_state == STATE_OPEN)
+
+
+def test_a_resync_of_a_later_generation_wins_over_a_message_it_overtook() -> None:
+    """A message published before a resync read may arrive while the resync is in
+    flight: the resync's later generation wins; a message as new as it keeps its figures."""
+    machine = StateMachine("m", ConsecutiveFailures(5), reset_timeout=1.0, success_threshold=1,
+                           permitted_calls=1, probe_timeout=1.0, authoritative=False)  # fmt: skip
+    machine.apply(Snapshot(STATE_OPEN, 1, 1.0, 0, 0), 0.0)
+    sent = machine.updates  # the resync goes out; shared state is closed in generation 3
+    machine.apply(Snapshot(STATE_HALF_OPEN, 2, 0.0, 0, 0), 0.0)  # the late message
+    transition = machine.rejoin(Snapshot(STATE_CLOSED, 3, 0.0, 0, 0), 0.0, force=False,
+                                updates=sent)  # fmt: skip
+    assert transition is not None
+    assert (machine.state, machine.generation) == (STATE_CLOSED, 3)
+    sent = machine.updates
+    machine.apply(Snapshot(STATE_CLOSED, 3, 0.0, 2, 0), 0.0)  # a failure's reply meanwhile
+    assert machine.rejoin(Snapshot(STATE_CLOSED, 3, 0.0, 1, 0), 0.0, force=False,
+                          updates=sent) is None  # fmt: skip
+    assert isinstance(machine.policy, ConsecutiveFailures)
+    assert machine.policy.count == 2
