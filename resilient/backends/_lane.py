@@ -1,4 +1,4 @@
-"""The eval lane: ``EVALSHA`` over lean RESP2 connections of our own. Strictly private.
+"""The lane: the hot commands over lean RESP2 connections of our own. Strictly private.
 
 Why: a rate-limit decision is one ``EVALSHA``, and it runs on every request. redis-py 8
 spent about 60 us of client CPU on one sync call (pool checkout, retry and observability
@@ -9,7 +9,8 @@ here, and every other command, and every other kind of client (injected ones, Se
 Cluster, TLS, RESP3, ``decode_responses``), keeps going through redis-py.
 
 What a lane speaks: ``AUTH`` and ``SELECT`` once per connection, then ``EVALSHA`` (and
-``SCRIPT LOAD`` when the server does not know a script yet). Replies are parsed by
+``SCRIPT LOAD`` when the server does not know a script yet), and the cache's ``GET`` and
+``SET``, which a cache hit and a miss make once each. Replies are parsed by
 ``hiredis.Reader`` into what redis-py returns for the same command without
 ``decode_responses``. Failures raise redis-py's exception classes, so that the backends
 map and count them as they do redis-py's own: one socket timeout per operation, no
@@ -40,7 +41,15 @@ try:
 except ImportError:  # pragma: no cover - hiredis comes with the redis extra
     HIREDIS = False
 
-__all__ = ["LaneAddress", "SyncLane", "eval_with", "lane_address", "new_reader"]
+__all__ = [
+    "LaneAddress",
+    "SyncLane",
+    "checked",
+    "eval_with",
+    "lane_address",
+    "new_reader",
+    "set_command",
+]
 
 #: Query options that the lane understands (ours are parsed away before; ``db`` is the
 #: one redis-py option a lane honours). Any other option means redis-py does it all.
@@ -104,6 +113,23 @@ def pack(args: Sequence[str | bytes | int | float]) -> bytes:
     # The stub types the argument as a 1-tuple; any length is packed.
     packed: bytes = hiredis.pack_command(tuple(args))  # type: ignore[arg-type]
     return packed
+
+
+def set_command(key: str, value: bytes, px: int | None, only_if_new: bool) -> bytes:
+    """``SET key value [PX ms] [NX]``, packed."""
+    args: list[str | bytes | int] = ["SET", key, value]
+    if px is not None:
+        args += ("PX", px)
+    if only_if_new:
+        args.append("NX")
+    return pack(args)
+
+
+def checked(reply: Any) -> Any:
+    """``reply``, raised when it is an error reply."""
+    if isinstance(reply, ResponseError):
+        raise reply
+    return reply
 
 
 def is_noscript(reply: object) -> bool:
@@ -215,6 +241,15 @@ class SyncLane:
     def eval(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """``EVALSHA``, loading the script once when the server does not know it."""
         return eval_with(self.call, script, keys, args)
+
+    def get(self, key: str) -> bytes | None:
+        """``GET key``: a cache hit's one round trip."""
+        value: bytes | None = checked(self.call(pack(("GET", key))))
+        return value
+
+    def set(self, key: str, value: bytes, px: int | None, only_if_new: bool) -> bool:
+        """``SET key value [PX ms] [NX]``; false when ``NX`` found the key."""
+        return checked(self.call(set_command(key, value, px, only_if_new))) is not None
 
     def close(self) -> None:
         """Close the idle connections; those in use close when they come back."""

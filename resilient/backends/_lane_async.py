@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
 
-from resilient.backends._lane import LaneAddress, is_noscript, new_reader, pack
+from resilient.backends._lane import (
+    LaneAddress,
+    checked,
+    is_noscript,
+    new_reader,
+    pack,
+    set_command,
+)
 from resilient.backends.base import LuaScript, ScriptArg
 
 __all__ = ["ECHO", "AsyncLane"]
@@ -132,22 +139,31 @@ class AsyncLane:
             link = await self._open()
         return await link.request(packed)
 
+    def _request(self, packed: bytes) -> Awaitable[Any]:
+        # On a healthy link: the reply's future itself, no coroutine frame in between.
+        link = self._link
+        if link is not None and link.broken is None:
+            return link.request(packed)
+        return self.call(packed)
+
     async def eval(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """``EVALSHA``, loading the script once when the server does not know it."""
         command = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
-        link = self._link
-        if link is not None and link.broken is None:  # call() inlined: the common case
-            reply = await link.request(command)
-        else:
-            reply = await self.call(command)
+        reply = await self._request(command)
         if is_noscript(reply):
-            loaded = await self.call(pack(("SCRIPT", "LOAD", script.source)))
-            if isinstance(loaded, ResponseError):
-                raise loaded
+            checked(await self.call(pack(("SCRIPT", "LOAD", script.source))))
             reply = await self.call(command)
-        if isinstance(reply, ResponseError):
-            raise reply
-        return reply
+        return checked(reply)
+
+    async def get(self, key: str) -> bytes | None:
+        """``GET key``: a cache hit's one round trip."""
+        value: bytes | None = checked(await self._request(pack(("GET", key))))
+        return value
+
+    async def set(self, key: str, value: bytes, px: int | None, only_if_new: bool) -> bool:
+        """``SET key value [PX ms] [NX]``; false when ``NX`` found the key."""
+        reply = await self._request(set_command(key, value, px, only_if_new))
+        return checked(reply) is not None
 
     async def _open(self) -> _Link:
         # The callers that find no link share one attempt; cancelling one of them must

@@ -64,8 +64,9 @@ class RedisBackend:
         guard_failures: consecutive failures after which the server is skipped.
         guard_cooldown: seconds it is skipped before one operation probes it.
         clock: monotonic seconds; used by the guard.
-        lane: where :meth:`eval` connects on its own instead of going through
-            ``client`` (private; set by :func:`resilient.backends.backend_from_url`).
+        lane: where :meth:`eval`, :meth:`get` and :meth:`set` connect on their own
+            instead of going through ``client`` (private; set by
+            :func:`resilient.backends.backend_from_url`).
 
     .. versionadded:: 0.1
     """
@@ -100,6 +101,9 @@ class RedisBackend:
 
     def get(self, key: str) -> bytes | None:
         """``GET key``."""
+        lane = self._lane
+        if lane is not None:
+            return self._run(lambda: lane.get(key))
         value: bytes | None = self._run(lambda: self.client.get(key))
         return value
 
@@ -112,6 +116,9 @@ class RedisBackend:
         only_if_new: bool = False,
     ) -> bool:
         """``SET key value [PX ms] [NX]``."""
+        lane = self._lane
+        if lane is not None:
+            return self._run(lambda: lane.set(key, value, _ms(ttl), only_if_new))
         return bool(self._run(lambda: self.client.set(key, value, px=_ms(ttl), nx=only_if_new)))
 
     def delete(self, *keys: str) -> int:
@@ -171,9 +178,9 @@ class AsyncRedisBackend:
     Args:
         eval_batch: most concurrent :meth:`eval` calls sent as one pipeline (see
             ``_batching``); ``1`` sends each alone. Redis Cluster clients never batch.
-        lane: where :meth:`eval` connects on its own, pipelining by itself, instead of
-            going through ``client`` (private; set by
-            :func:`resilient.backends.async_backend_from_url`).
+        lane: where :meth:`eval`, :meth:`get` and :meth:`set` connect on their own,
+            pipelining by themselves, instead of going through ``client`` (private; set
+            by :func:`resilient.backends.async_backend_from_url`).
 
     .. versionadded:: 0.1
     """
@@ -213,13 +220,29 @@ class AsyncRedisBackend:
         try:
             result = await operation()
         except _FAILURES as exc:
-            self.guard.failure()
+            if not getattr(exc, ECHO, False):  # a broken lane connection counts once
+                self.guard.failure()
             raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         self.guard.success()
         return result
 
+    def _loop_lane(self) -> AsyncLane | None:
+        """The lane of the running loop (a connection belongs to the loop that opened it),
+        or ``None`` when commands go through the client."""
+        address = self._lane_address
+        if address is None:
+            return None
+        lane = self._lane
+        loop = asyncio.get_running_loop()
+        if lane is None or lane.loop is not loop:
+            lane = self._lane = AsyncLane(address, loop)
+        return lane
+
     async def get(self, key: str) -> bytes | None:
         """``GET key``."""
+        lane = self._loop_lane()
+        if lane is not None:
+            return await self._run(lambda: lane.get(key))
         value: bytes | None = await self._run(lambda: self.client.get(key))
         return value
 
@@ -232,6 +255,9 @@ class AsyncRedisBackend:
         only_if_new: bool = False,
     ) -> bool:
         """``SET key value [PX ms] [NX]``."""
+        lane = self._loop_lane()
+        if lane is not None:
+            return await self._run(lambda: lane.set(key, value, _ms(ttl), only_if_new))
         done = await self._run(lambda: self.client.set(key, value, px=_ms(ttl), nx=only_if_new))
         return bool(done)
 
@@ -252,22 +278,9 @@ class AsyncRedisBackend:
 
         Evals started in the same event-loop turn go out as one pipeline.
         """
-        if self._lane_address is not None:
-            lane = self._lane
-            loop = asyncio.get_running_loop()
-            if lane is None or lane.loop is not loop:
-                # Per loop: a connection belongs to the loop that opened it.
-                lane = self._lane = AsyncLane(self._lane_address, loop)
-            # _run() spelled out: two coroutine frames fewer on every rate-limit decision.
-            self.guard.before()
-            try:
-                reply = await lane.eval(script, keys, args)
-            except _FAILURES as exc:
-                if not getattr(exc, ECHO, False):  # a broken connection counts once
-                    self.guard.failure()
-                raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
-            self.guard.success()
-            return reply
+        lane = self._loop_lane()
+        if lane is not None:
+            return await self._run(lambda: lane.eval(script, keys, args))
         if not self._eval_batch:
             return await self._run(lambda: self._evalsha(script, keys, args))
         batcher = self._batcher

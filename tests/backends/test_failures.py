@@ -68,25 +68,25 @@ def test_guard_skips_a_failing_backend_then_probes(clock: FakeClock) -> None:
     backend = backend_from_url(refused_url(), guard_failures=3, guard_cooldown=5, clock=clock)
     assert isinstance(backend, RedisBackend)
     calls = 0
-    original = backend.client.get
+    original = backend.client.delete  # DEL goes through redis-py (GET takes the lane)
 
-    def counting_get(key: str) -> object:
+    def counting_delete(*keys: str) -> object:
         nonlocal calls
         calls += 1
-        return original(key)
+        return original(*keys)
 
-    backend.client.get = counting_get
+    backend.client.delete = counting_delete
     for _ in range(3):
         with pytest.raises(BackendError):
-            backend.get("k")
+            backend.delete("k")
     assert calls == 3
     for _ in range(100):
         with pytest.raises(BackendUnavailable):
-            backend.get("k")
+            backend.delete("k")
     assert calls == 3  # skipped: no socket touched
     clock.advance(5)
     with pytest.raises(BackendError) as probe:
-        backend.get("k")
+        backend.delete("k")
     assert not isinstance(probe.value, BackendUnavailable)
     assert calls == 4
     with pytest.raises(BackendUnavailable):  # the probe failed: skipping again

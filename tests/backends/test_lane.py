@@ -110,6 +110,36 @@ async def test_replies_match_redis_py(redis_server: RedisServer) -> None:
 
 
 @pytest.mark.redis
+async def test_get_and_set_take_the_lane_with_redis_semantics(redis_server: RedisServer) -> None:
+    """Binary values, PX and NX as redis-py sends them; WRONGTYPE is the caller's error."""
+    sync = backend_from_url(redis_server.url, timeout=2.0, connect_timeout=2.0)
+    asynchronous = async_backend_from_url(redis_server.url, timeout=2.0, connect_timeout=2.0)
+    blob = bytes(range(256)) * 40  # every byte value, and more than one read's worth
+    assert sync.set("s", blob, ttl=30) is True
+    assert await asynchronous.get("s") == blob
+    assert await asynchronous.set("s", b"other", only_if_new=True) is False
+    assert sync.set("s", b"other", only_if_new=True) is False
+    assert await asynchronous.set("a", b"\r\n$-1\r\n", ttl=0.5, only_if_new=True) is True
+    assert sync.get("a") == b"\r\n$-1\r\n"
+    assert sync.get("missing") is None
+    assert await asynchronous.get("missing") is None
+    with redis_server.client() as client:
+        assert 29_000 < client.pttl("s") <= 30_000
+        assert 0 < client.pttl("a") <= 500
+        assert client.get("s") == blob
+        client.rpush("list", b"x")
+    with pytest.raises(BackendError, match="WRONGTYPE"):
+        sync.get("list")
+    with pytest.raises(BackendError, match="WRONGTYPE"):
+        await asynchronous.get("list")
+    assert sync.get("s") == blob  # the connection is still good after an error reply
+    assert sync._lane is not None  # type: ignore[attr-defined]
+    assert len(sync._lane._idle) == 1  # type: ignore[attr-defined]
+    sync.close()
+    await asynchronous.aclose()
+
+
+@pytest.mark.redis
 async def test_concurrent_tasks_get_exact_distinct_counts(redis_server: RedisServer) -> None:
     """500 evals in one burst go out pipelined; each runs once and gets its own reply."""
     backend = async_backend_from_url(redis_server.url, timeout=2.0, connect_timeout=2.0)
