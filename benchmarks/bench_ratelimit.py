@@ -9,7 +9,7 @@ Target: at most 1.3 x.
 Redis: one ``RateLimiter.hit`` (one script, figures for the headers included) against one
 raw redis-py ``EVALSHA`` of the same script with the same keys, i.e. the bare round trip.
 Target: at most 1.2 x, over a given redis-py client and over a backend built from a URL
-(whose evals take the eval lane, see docs/backends.md). For context, ``limits``' hit
+(whose evals take the lane, see docs/backends.md). For context, ``limits``' hit
 plus ``get_window_stats`` (what a limiter needing headers does with it) is shown too. A
 redis-server is started on a free loopback port (never 6379) and stopped by its id.
 
@@ -146,7 +146,7 @@ def redis_section(block: int, blocks: int) -> bool:
             print(
                 f"  {strategy:24} raw EVALSHA {best['raw'] / 1000:6.1f} us   resilient "
                 f"{best['resilient'] / 1000:6.1f} us   ratio {ratio:.2f} "
-                f"(target <= {REDIS_TARGET})   from a URL (eval lane) "
+                f"(target <= {REDIS_TARGET})   from a URL (lane) "
                 f"{best['lane'] / 1000:6.1f} us ({lane_ratio:.2f} x)   limits hit+stats "
                 f"{best['limits'] / 1000:6.1f} us ({best['limits'] / best['raw']:.2f} x)"
             )

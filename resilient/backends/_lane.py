@@ -144,13 +144,9 @@ def eval_with(
     command = pack(("EVALSHA", script.sha, len(keys), *keys, *args))
     reply = call(command)
     if is_noscript(reply):
-        loaded = call(pack(("SCRIPT", "LOAD", script.source)))
-        if isinstance(loaded, ResponseError):
-            raise loaded
+        checked(call(pack(("SCRIPT", "LOAD", script.source))))
         reply = call(command)
-    if isinstance(reply, ResponseError):
-        raise reply
-    return reply
+    return checked(reply)
 
 
 class _Connection:

@@ -1,4 +1,4 @@
-"""The asyncio eval lane: one pipelined connection per event loop. Strictly private.
+"""The asyncio lane: one pipelined connection per event loop. Strictly private.
 
 Every eval that starts in one event-loop turn is buffered and goes out in one write at
 the end of the turn, so concurrent requests share syscalls and server round trips

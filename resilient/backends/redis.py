@@ -205,7 +205,8 @@ class AsyncRedisBackend:
         import redis.asyncio  # the asyncio flavour only; sync users need not load it
 
         # One server only: a Cluster pipeline would split by node and retry on its own.
-        batching = isinstance(client, redis.asyncio.Redis) and eval_batch > 1
+        # Evals over a lane pipeline by themselves; redis-py ones batch on one server only.
+        batching = lane is None and isinstance(client, redis.asyncio.Redis) and eval_batch > 1
         self._eval_batch = eval_batch if batching else 0
         self._batcher: EvalBatcher | None = None
         self._lane_address = lane

@@ -1,5 +1,5 @@
-"""The eval lane: backends built from redis:// and unix:// URLs send EVALSHA over lean
-connections of their own; every other client keeps redis-py.
+"""The lane: backends built from redis:// and unix:// URLs send EVALSHA, GET and SET over
+lean connections of their own; every other command and client keeps redis-py.
 
 Against real redis-server processes: the same replies as redis-py, exact counts under
 concurrency (threads and tasks), AUTH and SELECT, scripts reloaded after a flush, error

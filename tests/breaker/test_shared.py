@@ -30,7 +30,7 @@ def _boom() -> None:
 
 class Sent:
     """Counts the commands a sync breaker's Redis backend sends: through its redis-py
-    client, or its eval lane (pub/sub has its own connection)."""
+    client, or its lane (pub/sub has its own connection)."""
 
     def __init__(self, breaker: CircuitBreaker, monkeypatch: pytest.MonkeyPatch) -> None:
         store = breaker._store

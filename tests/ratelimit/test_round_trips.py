@@ -44,7 +44,7 @@ def _name(packed: Any) -> str:
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The name of every command written, less setup: by a redis-py client (sync or
-    asyncio) or by a backend's eval lane."""
+    asyncio) or by a backend's lane."""
     names: list[str] = []
     sync_send = redis.connection.AbstractConnection.send_packed_command
     async_send = redis.asyncio.connection.AbstractConnection.send_packed_command
@@ -59,21 +59,16 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             names.append(_name(command))
         await async_send(self, command, check_health)
 
-    lane_send = _lane._Connection.roundtrip
-    link_send = _lane_async._Link.request
+    def lane_recording(send: Any) -> Any:
+        def recorded(self: Any, packed: bytes) -> Any:
+            if _name(packed) not in _CONNECTION_SETUP:
+                names.append(_name(packed))
+            return send(self, packed)
 
-    def lane_record(self: Any, packed: bytes) -> Any:
-        if _name(packed) not in _CONNECTION_SETUP:
-            names.append(_name(packed))
-        return lane_send(self, packed)
+        return recorded
 
-    def link_record(self: Any, packed: bytes) -> Any:
-        if _name(packed) not in _CONNECTION_SETUP:
-            names.append(_name(packed))
-        return link_send(self, packed)
-
-    monkeypatch.setattr(_lane._Connection, "roundtrip", lane_record)
-    monkeypatch.setattr(_lane_async._Link, "request", link_record)
+    monkeypatch.setattr(_lane._Connection, "roundtrip", lane_recording(_lane._Connection.roundtrip))
+    monkeypatch.setattr(_lane_async._Link, "request", lane_recording(_lane_async._Link.request))
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", record)
     monkeypatch.setattr(redis.asyncio.connection.AbstractConnection, "send_packed_command", arecord)
     return names
