@@ -24,6 +24,7 @@ from resilient.breaker.engine import IGNORED
 from resilient.breaker.events import ResultFailure
 from resilient.breaker.policies import ConsecutiveFailures, CountWindow, TimeWindow, TripPolicy
 from resilient.breaker.registry import (
+    BreakerRegistry,
     all_breakers,
     circuit_breaker,
     get_breaker,
@@ -34,6 +35,7 @@ from resilient.breaker.state import Permit
 
 # Plain sorted() order (checked by tests/test_public_api.py), capitals first.
 __all__ = [  # noqa: RUF022
+    "BreakerRegistry",
     "CircuitBreaker",
     "CircuitBreakerListener",
     "ConsecutiveFailures",

@@ -14,14 +14,81 @@ from resilient.breaker.calls import MISSING, Source, wrap
 from resilient.breaker.options import check
 from resilient.errors import ConfigurationError
 
-__all__ = ["all_breakers", "circuit_breaker", "get_breaker", "remove_breaker", "reset_breakers"]
+__all__ = [
+    "BreakerRegistry",
+    "all_breakers",
+    "circuit_breaker",
+    "get_breaker",
+    "remove_breaker",
+    "reset_breakers",
+]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-_breakers: dict[str, CircuitBreaker] = {}
-_given: dict[str, dict[str, Any]] = {}
-_lock = threading.Lock()
+
+class BreakerRegistry:
+    """Breakers by name, each built with its options at first use.
+
+    Asking again with other options is refused: two call sites silently disagreeing
+    about a breaker is a bug. The process's named breakers (:func:`get_breaker`) are one
+    registry; the Flask and FastAPI adapters keep one per app.
+
+    Args:
+        **defaults: :class:`CircuitBreaker` keyword arguments for every breaker built
+            here (an app's ``settings``), under each breaker's own options.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, **defaults: Any) -> None:
+        self._defaults = defaults
+        self._breakers: dict[str, tuple[CircuitBreaker, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str, options: dict[str, Any], *, strict: bool = True) -> CircuitBreaker:
+        """The breaker ``name``, built with ``options`` if it is new.
+
+        Args:
+            strict: options given again must equal the first ones even when empty;
+                otherwise no options at all means "whatever it was built with".
+
+        Raises:
+            ConfigurationError: options differ from the existing breaker's, or are invalid.
+        """
+        with self._lock:
+            known = self._breakers.get(name)
+            if known is None:
+                breaker = CircuitBreaker(name, **self._defaults, **options)
+                self._breakers[name] = (breaker, dict(options))
+                return breaker
+        breaker, given = known
+        if (options or strict) and options != given:
+            raise ConfigurationError(
+                f"options of breaker {name!r}", options, f"the options it was built with, {given!r}"
+            )
+        return breaker
+
+    def all(self) -> dict[str, CircuitBreaker]:
+        """Every breaker built here, by name."""
+        with self._lock:
+            return {name: breaker for name, (breaker, _) in self._breakers.items()}
+
+    def pop(self, name: str) -> CircuitBreaker | None:
+        """Forget the breaker ``name``; returns it (not shut down), if it existed."""
+        with self._lock:
+            known = self._breakers.pop(name, None)
+        return None if known is None else known[0]
+
+    def clear(self) -> list[CircuitBreaker]:
+        """Forget every breaker; returns them for their owner to shut down."""
+        with self._lock:
+            breakers = [breaker for breaker, _ in self._breakers.values()]
+            self._breakers.clear()
+        return breakers
+
+
+_REGISTRY = BreakerRegistry()
 # Options validated when decorating; the rest (objects, callables) are taken as they are.
 _CHECKED = frozenset({
     "fail_max", "reset_timeout", "success_threshold", "permitted_calls", "probe_timeout",
@@ -46,19 +113,7 @@ def get_breaker(name: str, **options: Any) -> CircuitBreaker:
 
     .. versionadded:: 0.1
     """
-    with _lock:
-        breaker = _breakers.get(name)
-        if breaker is None:
-            breaker = CircuitBreaker(name, **options)
-            _breakers[name] = breaker
-            _given[name] = dict(options)
-            return breaker
-        given = _given[name]
-    if options and options != given:
-        raise ConfigurationError(
-            f"options of breaker {name!r}", options, f"the options it was built with, {given!r}"
-        )
-    return breaker
+    return _REGISTRY.get(name, options, strict=False)
 
 
 def all_breakers() -> dict[str, CircuitBreaker]:
@@ -66,8 +121,7 @@ def all_breakers() -> dict[str, CircuitBreaker]:
 
     .. versionadded:: 0.1
     """
-    with _lock:
-        return dict(_breakers)
+    return _REGISTRY.all()
 
 
 def remove_breaker(name: str) -> CircuitBreaker | None:
@@ -75,9 +129,7 @@ def remove_breaker(name: str) -> CircuitBreaker | None:
 
     .. versionadded:: 0.1
     """
-    with _lock:
-        breaker = _breakers.pop(name, None)
-        _given.pop(name, None)
+    breaker = _REGISTRY.pop(name)
     if breaker is not None:
         breaker.shutdown()
     return breaker
@@ -88,11 +140,7 @@ def reset_breakers() -> None:
 
     .. versionadded:: 0.1
     """
-    with _lock:
-        breakers = list(_breakers.values())
-        _breakers.clear()
-        _given.clear()
-    for breaker in breakers:
+    for breaker in _REGISTRY.clear():
         breaker.shutdown()
 
 

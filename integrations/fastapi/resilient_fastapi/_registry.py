@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from resilient.backends import SyncBackend, backend_from_url
-from resilient.breaker import CircuitBreaker
+from resilient.breaker import BreakerRegistry, CircuitBreaker
 from resilient.config import Settings
 from resilient.errors import ConfigurationError
 from resilient.ratelimit import RateLimiter, RequestKey, by_client_ip
@@ -44,7 +44,7 @@ class Registry:
         self._lock = threading.Lock()
         self._limiters: dict[object, RateLimiter] = {}
         self._stacked: dict[str, list[object]] = {}
-        self._breakers: dict[str, tuple[CircuitBreaker, dict[str, Any]]] = {}
+        self._breakers = BreakerRegistry(settings=settings)
         self._memory: SyncBackend | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
@@ -57,8 +57,7 @@ class Registry:
     @property
     def breakers(self) -> Mapping[str, CircuitBreaker]:
         """The breakers built so far, by name."""
-        with self._lock:
-            return {name: breaker for name, (breaker, _) in self._breakers.items()}
+        return self._breakers.all()
 
     def route_scope(self, base: str, owner: object) -> str:
         """The counter scope of ``owner``, one of the limits on the route named ``base``.
@@ -104,18 +103,7 @@ class Registry:
             ConfigurationError: it exists with other options (two routes disagreeing
                 about one breaker is a bug), or an option is unusable.
         """
-        with self._lock:
-            known = self._breakers.get(name)
-            if known is None:
-                breaker = CircuitBreaker(name, settings=self.settings, **options)
-                self._breakers[name] = (breaker, dict(options))
-                return breaker
-        breaker, given = known
-        if options != given:
-            raise ConfigurationError(
-                f"options of breaker {name!r}", options, f"the options it was built with, {given!r}"
-            )
-        return breaker
+        return self._breakers.get(name, options)
 
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Have ``closer`` awaited by :meth:`aclose` (e.g. a middleware's backend)."""
@@ -130,10 +118,9 @@ class Registry:
         """
         with self._lock:
             limiters = list(self._limiters.values())
-            breakers = [breaker for breaker, _ in self._breakers.values()]
+            breakers = self._breakers.clear()
             closers = list(self._closers)
             self._limiters.clear()
-            self._breakers.clear()
             self._memory = None
         for limiter in limiters:
             await limiter.aclose()

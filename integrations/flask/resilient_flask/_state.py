@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from resilient.backends import SyncBackend, backend_from_url
-from resilient.breaker import CircuitBreaker
+from resilient.breaker import BreakerRegistry, CircuitBreaker
 from resilient.config import Settings
-from resilient.errors import ConfigurationError
 from resilient.middleware import ResilientWSGIMiddleware
 from resilient.ratelimit import RateLimiter, RequestKey, by_client_ip
 
@@ -49,14 +48,13 @@ class ResilientState:
         )
         self._lock = threading.Lock()
         self._limiters: dict[object, RateLimiter] = {}
-        self._breakers: dict[str, tuple[CircuitBreaker, dict[str, Any]]] = {}
+        self._breakers = BreakerRegistry(settings=settings)
         self._backends: dict[str, SyncBackend] = {}
 
     @property
     def breakers(self) -> Mapping[str, CircuitBreaker]:
         """The breakers built for this app's views so far, by name."""
-        with self._lock:
-            return {name: breaker for name, (breaker, _) in self._breakers.items()}
+        return self._breakers.all()
 
     def limiter(self, owner: object, **options: Any) -> RateLimiter:
         """The limiter of the decorator ``owner`` in this app, built at its first use.
@@ -86,18 +84,7 @@ class ResilientState:
             ConfigurationError: it exists with other options (two views disagreeing
                 about one breaker is a bug), or an option is unusable.
         """
-        with self._lock:
-            known = self._breakers.get(name)
-            if known is None:
-                breaker = CircuitBreaker(name, settings=self.settings, **options)
-                self._breakers[name] = (breaker, dict(options))
-                return breaker
-        breaker, given = known
-        if options != given:
-            raise ConfigurationError(
-                f"options of breaker {name!r}", options, f"the options it was built with, {given!r}"
-            )
-        return breaker
+        return self._breakers.get(name, options)
 
     def _backend(self, name: str | None) -> SyncBackend:
         # One backend per URL and app: every limiter of the app counts through one
@@ -127,10 +114,9 @@ class ResilientState:
         """
         with self._lock:
             limiters = list(self._limiters.values())
-            breakers = [breaker for breaker, _ in self._breakers.values()]
+            breakers = self._breakers.clear()
             backends = list(self._backends.values())
             self._limiters.clear()
-            self._breakers.clear()
             self._backends.clear()
         for limiter in limiters:
             limiter.close()
