@@ -9,6 +9,7 @@ import pytest
 
 from resilient.breaker import (
     STATE_OPEN,
+    BreakerRegistry,
     CircuitBreaker,
     CountWindow,
     TimeWindow,
@@ -162,3 +163,27 @@ def test_decorator_fallback_and_early_checks() -> None:
         circuit_breaker("fx2", fail_max=-1)
     with pytest.raises(ConfigurationError, match="name"):
         circuit_breaker(42)  # type: ignore[call-overload]
+
+
+def test_a_registry_builds_once_with_its_defaults_and_refuses_other_options() -> None:
+    """What get_breaker and each Flask or FastAPI app use: strict by default, where asking
+    again without options must match too; lenient, where no options means "as built"."""
+    settings = Settings.from_env({"RESILIENT_BREAKER_RESET_TIMEOUT": "7s"})
+    registry = BreakerRegistry(settings=settings)
+    built = registry.get("payments", {"fail_max": 2})
+    assert built.reset_timeout == 7.0  # the registry's settings apply
+    assert built.fail_max == 2
+    assert registry.get("payments", {"fail_max": 2}) is built
+    with pytest.raises(ConfigurationError, match="options of breaker 'payments'"):
+        registry.get("payments", {"fail_max": 3})
+    with pytest.raises(ConfigurationError, match="options of breaker 'payments'"):
+        registry.get("payments", {})
+    assert registry.get("payments", {}, strict=False) is built
+    assert registry.all() == {"payments": built}
+    assert registry.pop("payments") is built
+    assert registry.pop("payments") is None
+    other = registry.get("inventory", {})
+    assert registry.clear() == [other]
+    assert registry.all() == {}
+    built.shutdown()
+    other.shutdown()
