@@ -26,6 +26,7 @@ from tests.support.redis_servers import (
     REQUIRE,
     RedisCluster,
     RedisServer,
+    remote_url,
 )
 from tests.support.sockets import HungServer
 
@@ -153,14 +154,6 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-def _url(request: pytest.FixtureRequest, kind: str) -> str:
-    if kind == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        return server.url
-    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-    return cluster.url
-
-
 @pytest.fixture
 def sync_backend(
     request: pytest.FixtureRequest, backend_kind: str, clock: FakeClock
@@ -172,7 +165,9 @@ def sync_backend(
     elif backend_kind == "fakeredis":
         backend = RedisBackend(fakeredis.FakeRedis(), name="fakeredis")
     else:
-        backend = backend_from_url(_url(request, backend_kind), timeout=2.0, connect_timeout=2.0)
+        backend = backend_from_url(
+            remote_url(request, backend_kind), timeout=2.0, connect_timeout=2.0
+        )
     yield backend
     backend.close()
 
@@ -188,7 +183,7 @@ async def async_backend(
     elif backend_kind == "fakeredis":
         backend = AsyncRedisBackend(fakeredis.FakeAsyncRedis(), name="fakeredis")
     else:
-        url = _url(request, backend_kind)
+        url = remote_url(request, backend_kind)
         backend = async_backend_from_url(url, timeout=2.0, connect_timeout=2.0)
     yield backend
     await backend.aclose()

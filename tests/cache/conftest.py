@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 
 from resilient.backends.redis import AsyncRedisBackend, RedisBackend
-from tests.support.redis_servers import RedisCluster, RedisServer
+from tests.support.redis_servers import remote_url
 
 REMOTES = [
     pytest.param("fakeredis", id="fakeredis"),
@@ -24,14 +24,6 @@ def remote_kind(request: pytest.FixtureRequest) -> str:
     return kind
 
 
-def _url(request: pytest.FixtureRequest, kind: str) -> str:
-    if kind == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        return server.url
-    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-    return cluster.url
-
-
 @pytest.fixture
 def remote(request: pytest.FixtureRequest, remote_kind: str) -> Iterator[Any]:
     """What to pass as backend= for a sync function: a fakeredis backend or a real URL."""
@@ -40,7 +32,7 @@ def remote(request: pytest.FixtureRequest, remote_kind: str) -> Iterator[Any]:
         yield backend
         backend.close()
     else:
-        yield _url(request, remote_kind)
+        yield remote_url(request, remote_kind)
 
 
 @pytest.fixture
@@ -51,4 +43,4 @@ async def aremote(request: pytest.FixtureRequest, remote_kind: str) -> AsyncIter
         yield backend
         await backend.aclose()
     else:
-        yield _url(request, remote_kind)
+        yield remote_url(request, remote_kind)

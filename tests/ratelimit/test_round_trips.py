@@ -21,7 +21,7 @@ from resilient.backends import (
 from resilient.config import Settings
 from resilient.ratelimit import RateLimiter
 from tests.support.clock import FakeClock
-from tests.support.redis_servers import RedisCluster, RedisServer
+from tests.support.redis_servers import remote_url
 
 SETTINGS = Settings.from_env({})
 STRATEGIES = ["sliding-window-counter", "fixed-window", "moving-window"]
@@ -74,24 +74,16 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
-def _url(request: pytest.FixtureRequest, kind: str) -> str:
-    if kind == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        return server.url
-    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-    return cluster.url
-
-
 @pytest.fixture(params=KINDS)
 def remote(request: pytest.FixtureRequest) -> Iterator[SyncBackend]:
-    backend = backend_from_url(_url(request, request.param), timeout=2.0, connect_timeout=2.0)
+    backend = backend_from_url(remote_url(request, request.param), timeout=2.0, connect_timeout=2.0)
     yield backend
     backend.close()
 
 
 @pytest.fixture(params=KINDS)
 async def aremote(request: pytest.FixtureRequest) -> AsyncIterator[AsyncBackend]:
-    backend = async_backend_from_url(_url(request, request.param), timeout=2.0)
+    backend = async_backend_from_url(remote_url(request, request.param), timeout=2.0)
     yield backend
     await backend.aclose()
 

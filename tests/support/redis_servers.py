@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -178,3 +179,13 @@ class RedisCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def remote_url(request: Any, kind: str) -> str:
+    """The URL of the session's ``"redis"`` server or ``"cluster"``, started on demand
+    through the fixtures of that name (``request`` is pytest's ``FixtureRequest``)."""
+    if kind == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return server.url
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    return cluster.url
