@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlunsplit
 
 from resilient import _parsers as p
-from resilient.backends._packing import pack_in_c
 from resilient.backends.base import Clock, monotonic
 from resilient.errors import ConfigurationError
 
@@ -121,8 +120,8 @@ def redis_client(parts: SplitResult, options: BackendOptions, *, asyncio: bool) 
 
         if options.connection_pool is not None:
             return AsyncRedis(connection_pool=options.connection_pool)
-        return pack_in_c(
-            AsyncRedis.from_url(_plain_url(parts, options), **_client_kwargs(options, asyncio=True))
+        return AsyncRedis.from_url(
+            _plain_url(parts, options), **_client_kwargs(options, asyncio=True)
         )
     from redis import Redis
 
@@ -168,12 +167,14 @@ def sentinel_client(parts: SplitResult, options: BackendOptions, *, asyncio: boo
     if asyncio:
         from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 
-        sentinel = AsyncSentinel(_hosts(parts), sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
-        return pack_in_c(sentinel.master_for(service))
-    from redis.sentinel import Sentinel
+        sentinel_class: Any = AsyncSentinel
+    else:
+        from redis.sentinel import Sentinel
 
-    sentinel_sync = Sentinel(_hosts(parts), sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
-    return sentinel_sync.master_for(service)  # type: ignore[no-untyped-call]
+        # Any: redis-py's Sentinel is untyped in some releases and typed in others.
+        sentinel_class = Sentinel
+    sentinel = sentinel_class(_hosts(parts), sentinel_kwargs=sentinel_kwargs, **kwargs)
+    return sentinel.master_for(service)
 
 
 def safe_name(parts: SplitResult) -> str:
