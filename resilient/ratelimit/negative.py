@@ -10,6 +10,8 @@ call may still fit, so it goes to the backend.
 
 from __future__ import annotations
 
+import threading
+
 from resilient.ratelimit.decision import Decision, LimitState
 
 __all__ = ["NegativeCache"]
@@ -22,14 +24,19 @@ _MARGIN = 0.001
 class NegativeCache:
     """Recent rejections per identity, at most ``max_keys`` of them (oldest go first).
 
-    Plain dict operations only: each is atomic under the GIL, so threads need no lock.
+    Every change of the dict (remembering, dropping an expired entry, forgetting) holds
+    one lock: eviction iterates the dict, and an insertion or removal by another thread
+    in between raises ``RuntimeError`` (dictionary changed size during iteration). The
+    hot path under abuse, a rejection recalled while it still holds, is one ``dict.get``
+    and takes no lock.
     """
 
-    __slots__ = ("_blocked", "max_keys")
+    __slots__ = ("_blocked", "_lock", "max_keys")
 
     def __init__(self, max_keys: int) -> None:
         self.max_keys = max_keys
         self._blocked: dict[str, tuple[float, int, float, Decision]] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._blocked)
@@ -40,13 +47,13 @@ class NegativeCache:
         Redis decided after ``sent``, so ``sent + retry_after`` is no later than the
         instant the limit admits ``cost`` units again.
         """
+        entry = (sent + decision.retry_after - _MARGIN, cost, sent, decision)
         blocked = self._blocked
-        blocked.pop(identity, None)
-        blocked[identity] = (sent + decision.retry_after - _MARGIN, cost, sent, decision)
-        if len(blocked) > self.max_keys:
-            oldest = next(iter(blocked), None)
-            if oldest is not None:
-                blocked.pop(oldest, None)
+        with self._lock:
+            blocked.pop(identity, None)  # re-inserted last: the newest entry
+            blocked[identity] = entry
+            while len(blocked) > self.max_keys:
+                del blocked[next(iter(blocked))]
 
     def recall(self, identity: str, cost: int, now: float) -> Decision | None:
         """The remembered rejection, counted down to ``now``, if it still holds for ``cost``."""
@@ -55,7 +62,10 @@ class NegativeCache:
             return None
         until, blocked_cost, sent, decision = entry
         if now >= until:
-            self._blocked.pop(identity, None)
+            with self._lock:
+                # Only this entry: another thread may have remembered a newer one since.
+                if self._blocked.get(identity) is entry:
+                    del self._blocked[identity]
             return None
         if cost < blocked_cost:
             return None
@@ -74,4 +84,5 @@ class NegativeCache:
 
     def forget(self, identity: str) -> None:
         """Drop what is remembered of ``identity``."""
-        self._blocked.pop(identity, None)
+        with self._lock:
+            self._blocked.pop(identity, None)
