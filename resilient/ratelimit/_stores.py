@@ -1,8 +1,11 @@
-"""Where a limiter counts: shared in-memory stores and backends built from URLs.
+"""Where a limiter counts: in-memory stores per scope, and backends built from URLs.
 
-Strictly private. Limiters that count in memory share one store per process (per
-``max_keys``), so limits shared by scope across several functions really are shared.
-A store passed as a :class:`~resilient.backends.MemoryBackend` is tied to that object.
+Strictly private. In memory, a limiter counts in the store of its scope: one per scope
+in the process (or per scope and :class:`~resilient.backends.MemoryBackend` object), so
+limits shared by scope across several functions really are shared, while ``max_keys``
+bounds each scope on its own. One global store would let a flood of distinct clients on
+one limit evict the counters of another (a strict login limit forgetting its failures
+because a search endpoint was crawled).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from resilient import _parsers
 from resilient.backends import AsyncBackend, SyncBackend, async_backend_from_url, backend_from_url
 from resilient.backends._per_loop import PerLoop
-from resilient.backends.base import Clock
+from resilient.backends.base import Clock, monotonic
 from resilient.config import Settings
 from resilient.errors import ConfigurationError
 from resilient.ratelimit.memory import MemoryStore
@@ -22,28 +25,41 @@ from resilient.ratelimit.memory import MemoryStore
 __all__ = ["BackendSource", "choose_storage", "memory_store_for", "shared_memory_store"]
 
 _LOCK = threading.Lock()
-_SHARED: dict[int, MemoryStore] = {}
-_BY_BACKEND: weakref.WeakKeyDictionary[Any, MemoryStore] = weakref.WeakKeyDictionary()
+_SHARED: dict[str, MemoryStore] = {}
+_BY_BACKEND: weakref.WeakKeyDictionary[Any, dict[str, MemoryStore]] = weakref.WeakKeyDictionary()
 
 
-def shared_memory_store(max_keys: int) -> MemoryStore:
-    """This process's store for ``max_keys``, created at first use."""
-    store = _SHARED.get(max_keys)
+def _store_in(
+    stores: dict[str, MemoryStore], scope: str, max_keys: int, clock: Clock
+) -> MemoryStore:
+    """The store of ``scope`` in ``stores``, made or widened to ``max_keys``. Holds _LOCK."""
+    store = stores.get(scope)
     if store is None:
-        with _LOCK:
-            store = _SHARED.setdefault(max_keys, MemoryStore(max_keys))
+        store = stores[scope] = MemoryStore(max_keys, clock)
+    elif store.max_keys < max_keys:
+        # Limiters sharing a scope share its counters: the largest bound asked for wins,
+        # so no limiter of the scope keeps fewer counters than it was configured for.
+        store.max_keys = max_keys
     return store
 
 
-def memory_store_for(backend: object, max_keys: int) -> MemoryStore:
-    """The store tied to an in-memory backend object (its clock included)."""
+def shared_memory_store(scope: str, max_keys: int) -> MemoryStore:
+    """This process's store for ``scope``, created at first use."""
+    store = _SHARED.get(scope)
+    if store is None or store.max_keys < max_keys:
+        with _LOCK:
+            store = _store_in(_SHARED, scope, max_keys, monotonic)
+    return store
+
+
+def memory_store_for(backend: object, max_keys: int, scope: str) -> MemoryStore:
+    """The store of ``scope`` tied to an in-memory backend object (its clock included)."""
     owner: Any = getattr(backend, "sync", backend)  # AsyncMemoryBackend wraps a MemoryBackend
     with _LOCK:
-        store = _BY_BACKEND.get(owner)
-        if store is None:
-            clock: Clock = owner.clock
-            store = _BY_BACKEND[owner] = MemoryStore(max_keys, clock)
-    return store
+        stores = _BY_BACKEND.get(owner)
+        if stores is None:
+            stores = _BY_BACKEND[owner] = {}
+        return _store_in(stores, scope, max_keys, owner.clock)
 
 
 class BackendSource:
@@ -115,6 +131,7 @@ def choose_storage(
     settings: Settings,
     url: str,
     *,
+    scope: str,
     backend: SyncBackend | None,
     async_backend: AsyncBackend | None,
     max_keys: int,
@@ -123,8 +140,9 @@ def choose_storage(
 ) -> tuple[MemoryStore | None, BackendSource, MemoryStore | None]:
     """Where a limiter counts: a memory store, or backends (and a store to fall back on).
 
-    Given backends win over ``url``; an in-memory one means counting in its store. A
-    private store is built when a ``clock`` is injected, else the process's is shared.
+    Given backends win over ``url``; an in-memory one means counting in its store for
+    ``scope``. A private store is built when a ``clock`` is injected, else the process's
+    store for ``scope`` is shared.
     """
     options: dict[str, Any] = {
         "timeout": settings.op_timeout,
@@ -138,22 +156,22 @@ def choose_storage(
     store: MemoryStore | None = None
     if given is not None:
         if not given.scripting:
-            store = memory_store_for(given, max_keys)
+            store = memory_store_for(given, max_keys, scope)
         return (
             store,
             BackendSource(None, options, backend, async_backend),
-            _local(store, local_fallback, max_keys, clock),
+            _local(store, local_fallback, scope, max_keys, clock),
         )
     if url.startswith("memory:"):
-        store = MemoryStore(max_keys, clock) if clock else shared_memory_store(max_keys)
+        store = MemoryStore(max_keys, clock) if clock else shared_memory_store(scope, max_keys)
         return store, BackendSource(None, options), None
     source = BackendSource(url, options)
-    return None, source, _local(None, local_fallback, max_keys, clock)
+    return None, source, _local(None, local_fallback, scope, max_keys, clock)
 
 
 def _local(
-    store: MemoryStore | None, wanted: bool, max_keys: int, clock: Clock | None
+    store: MemoryStore | None, wanted: bool, scope: str, max_keys: int, clock: Clock | None
 ) -> MemoryStore | None:
     if store is not None or not wanted:
         return None
-    return MemoryStore(max_keys, clock) if clock else shared_memory_store(max_keys)
+    return MemoryStore(max_keys, clock) if clock else shared_memory_store(scope, max_keys)

@@ -65,7 +65,9 @@ class RateLimiter:
         backend: a sync backend to use instead of the URL.
         async_backend: an asyncio backend to use instead of the URL.
         key_prefix: the prefix of every storage key.
-        max_keys: most counters held in memory (LRU), and most remembered rejections.
+        max_keys: most counters held in memory for this limiter's scope (LRU), and most
+            remembered rejections. Limiters sharing a scope share its counters, bounded
+            by the largest ``max_keys`` among them.
         negative_cache: remember rejections until their retry time (Redis only).
         clock: monotonic seconds, for memory counting and the negative cache.
         settings: settings to read instead of the environment.
@@ -134,6 +136,7 @@ class RateLimiter:
         self._store, self._source, self._local = choose_storage(
             settings,
             url or section.url or settings.backend_url,
+            scope=self.scope,
             backend=backend,
             async_backend=async_backend,
             max_keys=self.max_keys,

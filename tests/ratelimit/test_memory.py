@@ -14,6 +14,7 @@ from resilient.ratelimit.memory import EPSILON, MemoryStore
 from resilient.ratelimit.policy import Limit, parse_limits
 from tests.support.clock import FakeClock
 
+SETTINGS = Settings.from_env({})
 STRATEGIES = ["fixed-window", "sliding-window-counter", "moving-window"]
 
 
@@ -185,7 +186,7 @@ def test_a_million_identities_through_the_limiter_stay_within_max_keys(
     threads_before = threading.active_count()
     backend = MemoryBackend(clock=clock)
     limiter = RateLimiter("5/hour", backend=backend, max_keys=1000, settings=Settings.from_env({}))
-    store = memory_store_for(backend, 1000)
+    store = memory_store_for(backend, 1000, limiter.scope)
     hit = limiter.hit
     peak = 0
     for number in range(1_000_000):
@@ -220,3 +221,41 @@ def test_least_recently_used_keys_are_evicted_first(clock: FakeClock) -> None:
     assert store.decide("fixed-window", ["b"], items, 1, False)[0]
     store.clear(["a"])
     assert store.decide("fixed-window", ["a"], items, 1, False)[0]
+
+
+def test_a_flood_on_one_limiter_never_evicts_another_limiters_counters() -> None:
+    """memory://: 5,000 distinct clients on a search limit leave the login limit's
+    counters alone; each scope is bounded by its own max_keys."""
+    login = RateLimiter("2/hour", scope="flood-login", max_keys=100, settings=SETTINGS)
+    search = RateLimiter("100/hour", scope="flood-search", max_keys=100, settings=SETTINGS)
+    assert login.hit("alice").allowed
+    assert login.hit("alice").allowed
+    for number in range(5_000):
+        search.hit(f"client-{number}")
+    assert not login.hit("alice").allowed
+    login.reset("alice")
+
+
+def test_a_flood_on_one_memory_backend_scope_spares_the_others(clock: FakeClock) -> None:
+    """The same over one MemoryBackend object shared by both limiters."""
+    backend = MemoryBackend(clock=clock)
+    login = RateLimiter("2/hour", scope="login", backend=backend, max_keys=100, settings=SETTINGS)
+    search = RateLimiter("9/hour", scope="search", backend=backend, max_keys=100, settings=SETTINGS)
+    login.hit("alice")
+    login.hit("alice")
+    for number in range(5_000):
+        search.hit(f"client-{number}")
+    assert not login.hit("alice").allowed
+    assert len(memory_store_for(backend, 100, "search")) == 100
+
+
+def test_limiters_sharing_a_scope_share_one_bound_of_the_largest_max_keys() -> None:
+    """Two limiters of one scope share one store, bounded by the larger max_keys asked."""
+    first = RateLimiter("1/hour", scope="flood-shared", max_keys=10, settings=SETTINGS)
+    second = RateLimiter("1/hour", scope="flood-shared", max_keys=50, settings=SETTINGS)
+    for number in range(200):
+        first.hit(f"client-{number}")
+    assert not second.hit("client-199").allowed  # one counter for both
+    assert second._store is first._store
+    assert first._store is not None
+    assert len(first._store) == 50
