@@ -14,7 +14,7 @@ from resilient.errors import BackendError
 from resilient.middleware._drivers import Flow
 from resilient.middleware._pipeline import Stage
 from resilient.middleware.store import ResponseStore
-from resilient.sansio.http import RequestInfo, Response, ResponseHead
+from resilient.sansio.http import RequestInfo, Response, ResponseHead, target_uri
 
 __all__ = ["InvalidateStage"]
 
@@ -48,11 +48,13 @@ class InvalidateStage(Stage):
 def _same_origin(request: RequestInfo, reference: str | None) -> str | None:
     if not reference:
         return None
+    base = request.url
     try:
-        parts = urlsplit(urljoin(request.url, reference.strip()))
+        parts = urlsplit(urljoin(base, reference.strip()))
+        origin = urlsplit(base)
     except ValueError:
         return None
-    if parts.scheme != request.scheme or parts.netloc.lower() != request.host:
+    if parts.scheme != origin.scheme or parts.netloc.lower() != origin.netloc:
         return None
-    query = f"?{parts.query}" if parts.query else ""
-    return f"{parts.scheme}://{parts.netloc.lower()}{unquote(parts.path)}{query}"
+    # The form the cache keys on: the path as the app would see it, encoded again.
+    return target_uri(parts.scheme, request.host, unquote(parts.path), parts.query)

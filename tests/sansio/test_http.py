@@ -13,6 +13,7 @@ from resilient.sansio.http import (
     format_http_date,
     parse_http_date,
     split_list,
+    target_uri,
 )
 
 SUNDAY = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT, the RFC 9110 example
@@ -149,3 +150,28 @@ def test_deferred_headers_are_produced_once() -> None:
     assert headers["host"] == "example.org"
     assert headers.get_all("HOST") == ["example.org"]
     assert calls == [1]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (("h", "/items?id=2", ""), ("h", "/items", "id=2")),  # an encoded "?" is no query
+        (("h", "/a%41", ""), ("h", "/aA", "")),  # an encoded "%" is not an escape
+        (("h", "/a#b", ""), ("h", "/a", "")),  # nor is "#" a fragment
+        (("h/items", "/x", ""), ("h", "/items/x", "")),  # the Host cannot hold a path
+        (("h?a=", "/", ""), ("h", "", "a=/")),  # nor a query
+    ],
+)
+def test_target_uri_keeps_distinct_requests_apart(
+    a: tuple[str, str, str], b: tuple[str, str, str]
+) -> None:
+    """No separator a client writes into the path or the Host makes two requests alike."""
+    assert target_uri("http", *a) != target_uri("http", *b)
+
+
+def test_target_uri_reads_as_a_uri() -> None:
+    """Plain requests keep their readable form; others are percent-encoded."""
+    assert target_uri("https", "example.com:8443", "/a/b;c", "x=1&y") == (
+        "https://example.com:8443/a/b;c?x=1&y"
+    )
+    assert target_uri("http", "h", "/é ?", "") == "http://h/%C3%A9%20%3F"
