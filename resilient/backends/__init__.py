@@ -156,7 +156,8 @@ def _redis_factories(
             return None
         from resilient.backends._lane import lane_address
 
-        return lane_address(parts, options.passthrough, options.timeout, options.connect_timeout)
+        return lane_address(parts, options.passthrough, options.timeout, options.connect_timeout,
+                            options.max_connections)  # fmt: skip
 
     def sync(parts: SplitResult, options: BackendOptions) -> SyncBackend:
         from resilient.backends.redis import RedisBackend

@@ -24,13 +24,16 @@ asyncio lane, which pipelines every eval of an event-loop turn into one write, i
 from __future__ import annotations
 
 import os
+import select
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 from urllib.parse import SplitResult, unquote
 
-from redis.exceptions import ConnectionError, InvalidResponse, ResponseError
+from redis.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
 
 from resilient.backends.base import LuaScript, ScriptArg
 
@@ -51,6 +54,8 @@ __all__ = [
     "set_command",
 ]
 
+_T = TypeVar("_T")
+
 #: Query options that the lane understands (ours are parsed away before; ``db`` is the
 #: one redis-py option a lane honours). Any other option means redis-py does it all.
 _LANE_QUERY = frozenset({"db"})
@@ -58,18 +63,26 @@ _LANE_QUERY = frozenset({"db"})
 
 @dataclass(frozen=True, slots=True)
 class LaneAddress:
-    """Where a lane connects, and the commands that set up each connection."""
+    """Where a lane connects, and the commands that set up each connection.
+
+    ``setup`` may hold a password (``AUTH``): it is left out of the repr.
+    """
 
     host: str
     port: int
     path: str | None
     timeout: float
     connect_timeout: float
-    setup: tuple[tuple[str | int, ...], ...]
+    setup: tuple[tuple[str | int, ...], ...] = field(repr=False)
+    max_connections: int | None = None
 
 
 def lane_address(
-    parts: SplitResult, passthrough: Mapping[str, str], timeout: float, connect_timeout: float
+    parts: SplitResult,
+    passthrough: Mapping[str, str],
+    timeout: float,
+    connect_timeout: float,
+    max_connections: int | None = None,
 ) -> LaneAddress | None:
     """The lane for a ``redis://`` or ``unix://`` URL, or ``None`` when redis-py must
     serve it alone (no hiredis, TLS, or options that the lane does not implement)."""
@@ -99,7 +112,7 @@ def lane_address(
         setup.append(("AUTH", username, password) if username else ("AUTH", password))
     if db:
         setup.append(("SELECT", db))
-    return LaneAddress(host, port, path, timeout, connect_timeout, tuple(setup))
+    return LaneAddress(host, port, path, timeout, connect_timeout, tuple(setup), max_connections)
 
 
 def new_reader() -> Any:
@@ -149,10 +162,15 @@ def eval_with(
     return checked(reply)
 
 
+#: How far a socket's timeout may sit from an operation's remaining time before it is
+#: set again: sparing a syscall per command costs a deadline at most this much.
+_SLACK = 0.001
+
+
 class _Connection:
     """One blocking socket and its parser; used by one thread at a time."""
 
-    __slots__ = ("reader", "sock")
+    __slots__ = ("base", "poller", "reader", "sock", "timeout")
 
     def __init__(self, address: LaneAddress) -> None:
         if address.path is not None:
@@ -168,26 +186,51 @@ class _Connection:
                 (address.host, address.port), timeout=address.connect_timeout
             )
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(address.timeout)
+        # The socket's timeout now (``timeout``) and between operations (``base``).
+        self.base = self.timeout = address.timeout
+        sock.settimeout(self.timeout)
         self.sock = sock
         self.reader = new_reader()
+        # poll(), not select(): a busy server process may hold descriptors past 1024.
+        self.poller = select.poll()
+        self.poller.register(sock, select.POLLIN)
         try:
+            deadline = time.monotonic() + address.timeout
             for command in address.setup:
-                reply = self.roundtrip(pack(command))
+                reply = self.roundtrip(pack(command), deadline)
                 if isinstance(reply, ResponseError):
                     raise reply
         except BaseException:
             sock.close()
             raise
 
-    def roundtrip(self, packed: bytes) -> Any:
-        self.sock.sendall(packed)
+    def stale(self) -> bool:
+        """Whether an idle connection is unusable. Readable while no reply is awaited
+        means the server closed it (a restart, its ``timeout`` setting) or sent what
+        nobody asked for; checked at checkout, as redis-py checks its pooled ones."""
+        return bool(self.poller.poll(0))
+
+    def roundtrip(self, packed: bytes, deadline: float) -> Any:
+        """Send one command and read its reply, failing at ``deadline`` (monotonic): the
+        timeout bounds the operation, not each ``recv``, so a reply that trickles in
+        cannot stretch it."""
+        sock = self.sock
+        sock.sendall(packed)
         reader = self.reader
         while True:
             reply = reader.gets()
             if reply is not False:
+                if self.timeout != self.base:  # shortened for a slow reply: restore
+                    sock.settimeout(self.base)
+                    self.timeout = self.base
                 return reply
-            data = self.sock.recv(65536)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("Timeout reading from socket")
+            if abs(remaining - self.timeout) > _SLACK:
+                sock.settimeout(remaining)
+                self.timeout = remaining
+            data = sock.recv(65536)
             if not data:
                 raise ConnectionError("Connection closed by server.")
             reader.feed(data)
@@ -204,39 +247,77 @@ class _Connection:
 
 
 class SyncLane:
-    """Blocking evals for any number of threads: each takes an idle connection (or
-    opens one), makes its round trip, and puts it back unless the round trip failed."""
+    """Blocking commands for any number of threads: each takes an idle connection (or
+    opens one), makes its round trip, and puts it back unless the round trip failed.
+
+    With ``address.max_connections``, at most that many connections are open; a thread
+    that finds them all in use waits for one up to the operation timeout.
+    """
 
     def __init__(self, address: LaneAddress) -> None:
         self.address = address
         # list.pop() and list.append() are atomic: no lock on the hot path.
         self._idle: list[_Connection] = []
+        self._slots = self._new_slots()
         self._pid = os.getpid()
         self._closed = False
 
+    def __repr__(self) -> str:
+        return f"<SyncLane {self.address}>"
+
+    def _new_slots(self) -> threading.BoundedSemaphore | None:
+        limit = self.address.max_connections
+        return None if limit is None else threading.BoundedSemaphore(limit)
+
+    def _use(self, work: Callable[[_Connection, float], _T]) -> _T:
+        if self._pid != os.getpid():  # forked: the parent's sockets are not ours
+            self._idle, self._slots, self._pid = [], self._new_slots(), os.getpid()
+        slots = self._slots
+        if slots is not None and not slots.acquire(timeout=self.address.timeout):
+            raise ConnectionError("Too many connections")
+        try:
+            connection = self._checkout()
+            try:
+                result = work(connection, time.monotonic() + self.address.timeout)
+            except BaseException:
+                # Half a reply may be in flight: the connection is never used again.
+                connection.close()
+                raise
+            if self._closed:
+                connection.close()
+            else:
+                self._idle.append(connection)
+            return result
+        finally:
+            if slots is not None:
+                slots.release()
+
+    def _checkout(self) -> _Connection:
+        """An idle connection that is still usable, or a new one. After a restart every
+        idle connection is found closed here and dropped, so the first call succeeds."""
+        idle = self._idle
+        while True:
+            try:
+                connection = idle.pop()
+            except IndexError:
+                return _Connection(self.address)
+            if not connection.stale():
+                return connection
+            connection.close()
+
     def call(self, packed: bytes) -> Any:
         """One command's reply; error replies are returned, not raised."""
-        if self._pid != os.getpid():  # forked: the parent's sockets are not ours
-            self._idle, self._pid = [], os.getpid()
-        try:
-            connection = self._idle.pop()
-        except IndexError:
-            connection = _Connection(self.address)
-        try:
-            reply = connection.roundtrip(packed)
-        except BaseException:
-            # Half a reply may be in flight: the connection is never used again.
-            connection.close()
-            raise
-        if self._closed:
-            connection.close()
-        else:
-            self._idle.append(connection)
-        return reply
+        return self._use(lambda connection, deadline: connection.roundtrip(packed, deadline))
 
     def eval(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
-        """``EVALSHA``, loading the script once when the server does not know it."""
-        return eval_with(self.call, script, keys, args)
+        """``EVALSHA``, loading the script once when the server does not know it; one
+        deadline covers the round trips."""
+
+        def work(connection: _Connection, deadline: float) -> Any:
+            return eval_with(lambda packed: connection.roundtrip(packed, deadline), script,
+                             keys, args)  # fmt: skip
+
+        return self._use(work)
 
     def get(self, key: str) -> bytes | None:
         """``GET key``: a cache hit's one round trip."""
