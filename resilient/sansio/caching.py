@@ -23,6 +23,8 @@ __all__ = [
     "HOP_BY_HOP",
     "SAFE_METHODS",
     "STORABLE_STATUSES",
+    "ambiguous_cookies",
+    "cookie_pairs",
     "decide_store",
     "explicit_lifetime",
     "parse_vary",
@@ -55,6 +57,9 @@ _BYPASS_FIELDS = ("authorization", "upgrade", "range", "if-range", "if-match",
 _BYPASS = frozenset(_BYPASS_FIELDS)
 _NOT_HONOURED = CacheControl({})
 _COMMA_SPACE = re.compile(r"\s*,\s*")
+# Request fields that are lists of tokens with parameters: whitespace around commas in
+# them carries no meaning (RFC 9110 §5.6.1), so it is dropped from their Vary values.
+_LIST_FIELDS = frozenset({"accept", "accept-charset", "accept-encoding", "accept-language"})
 
 
 def plan_request(request: RequestInfo, rules: CacheRules) -> RequestPlan:
@@ -68,8 +73,11 @@ def plan_request(request: RequestInfo, rules: CacheRules) -> RequestPlan:
     if not _BYPASS.isdisjoint(headers):
         name = next(name for name in _BYPASS_FIELDS if name in headers)
         return RequestPlan(False, False, name, _NOT_HONOURED)
-    if "cookie" in headers and not rules.vary_cookies:
-        return RequestPlan(False, False, "cookie", _NOT_HONOURED)
+    if "cookie" in headers:
+        if not rules.vary_cookies:
+            return RequestPlan(False, False, "cookie", _NOT_HONOURED)
+        if ambiguous_cookies(headers.get("cookie"), rules.vary_cookies):
+            return RequestPlan(False, False, "ambiguous cookie", _NOT_HONOURED)
     if not rules.respect_request_cache_control:
         return RequestPlan(True, True, "", _NOT_HONOURED)
     directives = parse_cache_control(headers.get("cache-control"))
@@ -182,15 +190,61 @@ def _app_mode_header(existing: str | None, ttl: float, swr: float, sie: float) -
     return ", ".join(parts)
 
 
+def cookie_pairs(header: str) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of a ``Cookie`` value, split on ``;`` only, names and
+    values trimmed, as werkzeug and Starlette split them; pairs without ``=`` dropped."""
+    pairs = []
+    for pair in header.split(";"):
+        name, sep, value = pair.partition("=")
+        if sep:
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def ambiguous_cookies(header: str | None, names: frozenset[str]) -> bool:
+    """Whether frameworks may read the cookies ``names`` of ``header`` differently.
+
+    Starlette keeps the last of duplicate names, werkzeug's ``cookies.get`` the first;
+    parsers built on :mod:`http.cookies` split on commas, werkzeug and Starlette do not;
+    several ``Cookie`` lines reach a WSGI app joined with a comma. A cache keyed on one
+    reading would store the response to another: ``Cookie: lang=en; lang=<script>``
+    would fill the ``lang=en`` variant. So any comma (and so several lines, which
+    :class:`~resilient.sansio.http.Headers` joins with ``", "``), or a varied cookie
+    named twice, is ambiguous, and the request bypasses the cache.
+    """
+    if header is None:
+        return False
+    if "," in header:
+        return True
+    seen = [name for name, _ in cookie_pairs(header) if name in names]
+    return len(seen) != len(set(seen))
+
+
 def _named_cookies(header: str | None, names: frozenset[str]) -> str | None:
     if header is None:
         return None
-    found: dict[str, str] = {}
-    for pair in re.split(r"[;,]", header):
-        name, sep, value = pair.strip().partition("=")
-        if sep and name in names and name not in found:
-            found[name] = value.strip()
+    if ambiguous_cookies(header, names):
+        # Never looked up nor stored (plan_request bypasses it); a value of its own anyway.
+        return "\n" + header
+    found = {name: value for name, value in cookie_pairs(header) if name in names}
     return "; ".join(f"{name}={found[name]}" for name in sorted(found)) if found else None
+
+
+def _field_value(headers: Mapping[str, str], name: str) -> str | None:
+    # Several lines of one field are kept apart ("\n" is in no field value: servers
+    # refuse it): Starlette's headers[name] reads the first line, so "X: a" + "X: b"
+    # is not "X: a,b" to the app, and must not be to the cache.
+    get_all = getattr(headers, "get_all", None)
+    lines: list[str] = get_all(name) if get_all is not None else []
+    if len(lines) <= 1:
+        raw = headers.get(name)
+        lines = [] if raw is None else [raw]
+    if not lines:
+        return None
+    if name in _LIST_FIELDS:
+        # RFC 9111 §4.1: whitespace around the commas of a list means nothing.
+        return "\n".join(_COMMA_SPACE.sub(",", line.strip()) for line in lines)
+    return "\n".join(line.strip() for line in lines)
 
 
 def vary_values(
@@ -198,16 +252,18 @@ def vary_values(
 ) -> tuple[tuple[str, str | None], ...]:
     """The request's values of the ``Vary`` fields, normalised (RFC 9111 §4.1).
 
-    Whitespace around commas is dropped; an absent field stays distinct from an empty
-    one. When the route names cookies, ``Cookie`` contributes only those cookies.
+    An absent field stays distinct from an empty one, and a field sent on several lines
+    from one line holding the same values joined. Whitespace around commas is dropped in
+    the lists whose meaning it cannot change (``Accept``, ``Accept-Encoding``, ...), and
+    only there: an app may read any other value as it is. When the route names cookies,
+    ``Cookie`` contributes only those cookies.
     """
     values: list[tuple[str, str | None]] = []
     for name in fields:
         if name == "cookie" and cookies:
             values.append((name, _named_cookies(headers.get("cookie"), cookies)))
-            continue
-        raw = headers.get(name)
-        values.append((name, None if raw is None else _COMMA_SPACE.sub(",", raw.strip())))
+        else:
+            values.append((name, _field_value(headers, name)))
     return tuple(values)
 
 

@@ -74,3 +74,22 @@ def test_unsafe_method_invalidates_the_encoded_location(harness: Harness) -> Non
     client.post("/other")
     assert client.get("/items%3Fid=2").text == "/items?id=2||3"  # invalidated
     assert client.get("/items?id=2").text == "/items|id=2|2"  # untouched
+
+
+def test_a_duplicate_cookie_cannot_fill_another_variant(harness: Harness) -> None:
+    """``Cookie: lang=en; lang=<script>`` is read as ``<script>`` by Starlette and as
+    ``en`` by werkzeug: it bypasses the cache, so the ``lang=en`` variant stays clean."""
+
+    def handler(seen: Seen) -> Reply:
+        return Reply(seen.headers.get("cookie", "").encode(), 200, list(CACHEABLE))
+
+    origin = Origin(handler)
+    client = harness.client(origin, [Rule("/**", cache=CachePolicy(vary_cookies=["lang"]))])
+    client.get("/page", headers={"Cookie": "lang=en; lang=<script>"})
+    clean = client.get("/page", headers={"Cookie": "lang=en"})
+    assert clean.text == "lang=en"
+    assert client.get("/page", headers={"Cookie": "lang=en"}).text == "lang=en"
+    assert origin.calls == 2  # the ambiguous request bypassed; lang=en stored once
+    client.get("/page", headers={"Cookie": "sid=1, lang=<script>"})
+    assert client.get("/page", headers={"Cookie": "sid=2"}).text == "sid=2"
+    assert origin.calls == 4
