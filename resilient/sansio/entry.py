@@ -9,6 +9,7 @@ never run code. Anything that does not decode is a miss.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,14 @@ from resilient.sansio.conditional import strong_etag
 from resilient.sansio.decisions import StoreDecision
 from resilient.sansio.http import ResponseHead, parse_http_date, split_list
 
-__all__ = ["StoredResponse", "VaryMarker", "build_entry", "decode_record", "initial_age"]
+__all__ = [
+    "StoredResponse",
+    "VaryMarker",
+    "age_value",
+    "build_entry",
+    "decode_record",
+    "initial_age",
+]
 
 _ENTRY = b"\x00rhe1"
 _MARKER = b"\x00rhv1"
@@ -182,15 +190,27 @@ def decode_record(data: bytes | None) -> StoredResponse | VaryMarker | None:
     return None
 
 
+def age_value(age: str | None) -> float:
+    """The seconds an ``Age`` value states (RFC 9111 §5.1), never fewer than it means.
+
+    A list (``Age: 7200, 0``, or two ``Age`` lines joined) counts by its first member,
+    as §5.1 says. A value that is not a non-negative integer gives infinity, so the
+    response counts as stale: §5.1 lets a cache ignore it, but that would make a
+    response of unknown age look brand new.
+    """
+    if age is None:
+        return 0.0
+    first = age.split(",", 1)[0].strip()
+    return float(first) if first.isascii() and first.isdigit() else math.inf
+
+
 def initial_age(
     age: str | None, date: str | None, request_time: float, response_time: float
 ) -> float:
     """The corrected initial age of a response (RFC 9111 §4.2.3), in seconds."""
-    text = age.strip() if age is not None else ""
-    age_value = float(text) if text.isascii() and text.isdigit() else 0.0
     date_value = parse_http_date(date) if date is not None else None
     apparent_age = 0.0 if date_value is None else max(0.0, response_time - date_value)
-    corrected_age_value = age_value + max(0.0, response_time - request_time)
+    corrected_age_value = age_value(age) + max(0.0, response_time - request_time)
     return max(apparent_age, corrected_age_value)
 
 

@@ -313,3 +313,20 @@ def test_responses_older_than_their_lifetime_are_not_stored(harness: Harness) ->
     client.get("/a")
     client.get("/a")
     assert origin.calls == 2
+
+
+@pytest.mark.parametrize(
+    "ages",
+    [[("Age", "7200, 0")], [("Age", "7200"), ("Age", "0")], [("Age", "soon")]],
+    ids=["list", "two-lines", "invalid"],
+)
+def test_an_old_or_unreadable_age_is_never_served_fresh(
+    harness: Harness, ages: list[tuple[str, str]]
+) -> None:
+    """Age counts by its first member (RFC 9111 §5.1): 7200 s is past max-age=3600, so the
+    response is stale on arrival and not stored; an Age that is no number is not 0."""
+    origin = counter(("Cache-Control", "max-age=3600"), *ages)
+    client = harness.client(origin)
+    client.get("/a")
+    assert client.get("/a").text == "call 2"
+    assert origin.calls == 2

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
 from resilient.sansio.conditional import strong_etag
 from resilient.sansio.decisions import StoreDecision
-from resilient.sansio.entry import StoredResponse, VaryMarker, build_entry, decode_record
+from resilient.sansio.entry import (
+    StoredResponse,
+    VaryMarker,
+    age_value,
+    build_entry,
+    decode_record,
+)
 from resilient.sansio.http import Response, ResponseHead, format_http_date
 from resilient.sansio.serving import gateway_timeout, serve_stored
 
@@ -132,3 +139,32 @@ def test_gateway_timeout_is_a_complete_response() -> None:
     assert answer.status == 504
     assert int(fields["Content-Length"]) == len(answer.body)
     assert fields["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("age", "seconds"),
+    [
+        (None, 0.0),
+        ("0", 0.0),
+        (" 42 ", 42.0),
+        ("7200, 0", 7200.0),  # a list: its first member (RFC 9111 §5.1)
+        ("7200,0", 7200.0),
+        ("10, 99999", 10.0),
+        ("-5", math.inf),  # invalid: stale, never fresher than it is
+        ("1.5", math.inf),
+        ("abc, 0", math.inf),
+        (", 7200", math.inf),  # an empty first line, then another
+        ("", math.inf),
+        ("٣", math.inf),  # a digit, but not an ASCII one
+    ],
+)
+def test_age_value_reads_the_first_member_and_never_less(age: str | None, seconds: float) -> None:
+    """A list-valued Age counts by its first member; an invalid one makes a response stale."""
+    assert age_value(age) == seconds
+
+
+def test_build_entry_with_a_list_valued_age_is_old() -> None:
+    """Age: 7200, 0 (or two Age lines) is 7200 s old, not fresh."""
+    head = ResponseHead(200, [("Age", "7200"), ("Age", "0")])
+    entry = build_entry("http://h/a", head, b"x", DECISION, (), T0, T0)
+    assert entry.initial_age == 7200
