@@ -38,8 +38,26 @@ _OPS = {
     Intent.TRIP: "trip",
     Intent.RELEASE: "release",
 }
-# One token per process start: lease ids of different processes never collide.
-_TOKEN = f"{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def _new_token() -> str:
+    return f"{os.getpid()}-{os.urandom(8).hex()}"
+
+
+# This process's part of every probe lease id, so that lease ids of different processes
+# never collide in Redis. Made again in a forked child: workers forked from one parent
+# (gunicorn --preload) would otherwise inherit one token and one lease counter, write the
+# same lease ids, and each take a slot another worker already holds.
+_TOKEN = _new_token()
+
+
+def _renew_token() -> None:
+    global _TOKEN
+    _TOKEN = _new_token()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_renew_token)
 
 
 def parse(reply: object) -> tuple[int, ...]:
@@ -98,7 +116,11 @@ class SharedStore:
         self.keys = (f"{tag}:state", f"{tag}:probes")
 
     def lease_id(self, lease: int) -> str:
-        """The probe lease as stored in Redis: unique across processes."""
+        """The probe lease as stored in Redis: unique across processes and acquisitions.
+
+        ``lease`` numbers are unique within the process (one counter for every breaker,
+        see :mod:`resilient.breaker.state`); the token tells processes apart.
+        """
         return f"{_TOKEN}:{lease}"
 
     def _args(self, op: str, generation: int, lease: int) -> list[str | int]:

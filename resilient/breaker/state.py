@@ -16,6 +16,7 @@ the machine becomes authoritative and decides alone (:meth:`StateMachine.fallbac
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ __all__ = ["Intent", "Permit", "Snapshot", "StateMachine", "Transition"]
 
 #: The generation of permits handed out while the breaker is disabled: never recorded.
 DISABLED = -1
+# Probe lease numbers, one counter for every machine of the process: two breakers of one
+# name in one process (two apps, a rebuilt breaker) share leases in Redis, and numbers
+# counted per machine would collide there. next() on a count is atomic under the GIL.
+_lease_numbers = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +124,6 @@ class StateMachine:
         self.busy_until = 0.0  # shared: other processes hold every probe slot until then
         self.probes: dict[int, float] = {}  # lease -> expiry
         self.updates = 0  # bumped by every change of the mirror (see rejoin)
-        self._leases = 0
         self.lock = threading.Lock()
         # Read without the lock on the hot path: a closed, unforced circuit admits at once.
         self.fast = True
@@ -159,9 +163,9 @@ class StateMachine:
         if len(probes) >= self.permitted_calls:
             retry_after = min(min(probes.values()) - now, self.reset_timeout)
             raise CircuitOpenError(self.name, retry_after)
-        self._leases += 1
-        probes[self._leases] = now + self.probe_timeout
-        return Permit(self.generation, self._leases, now, not self.authoritative)
+        lease = next(_lease_numbers)
+        probes[lease] = now + self.probe_timeout
+        return Permit(self.generation, lease, now, not self.authoritative)
 
     def confirm(
         self, permit: Permit, snapshot: Snapshot, now: float

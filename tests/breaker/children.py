@@ -1,4 +1,5 @@
-"""Code run in spawned processes by the multi-process breaker tests (not a test module)."""
+"""Code run in spawned and forked processes by the multi-process breaker tests (not a
+test module)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,23 @@ def shared_breaker(url: str, **options: Any) -> CircuitBreaker:
     return CircuitBreaker("across", shared=True, url=url, settings=PATIENT, **options)
 
 
-def probe_storm(url: str, threads: int, total: int, go: Any, results: Any) -> None:
-    """``threads`` threads call at once; the probe holds until all others were rejected."""
-    breaker = shared_breaker(url, fail_max=1, reset_timeout=0.2, probe_timeout=30)
+def probe_storm(
+    url: str,
+    threads: int,
+    total: int,
+    go: Any,
+    results: Any,
+    permitted: int = 1,
+    breaker: CircuitBreaker | None = None,
+) -> None:
+    """``threads`` threads call at once; the ``permitted`` probes hold until all others
+    were rejected. ``breaker``: one built before this process was forked (a preloading
+    server); None builds this process's own."""
+    forked = breaker is not None
+    if breaker is None:
+        breaker = shared_breaker(
+            url, fail_max=1, reset_timeout=0.2, probe_timeout=30, permitted_calls=permitted
+        )
     client = redis.Redis.from_url(url)
     start = threading.Barrier(threads)
     lock = threading.Lock()
@@ -33,10 +48,13 @@ def probe_storm(url: str, threads: int, total: int, go: Any, results: Any) -> No
     def probe() -> None:
         client.incr("probes")
         deadline = time.monotonic() + 10
-        while int(client.get("rejected") or 0) < total - 1 and time.monotonic() < deadline:
+        while int(client.get("rejected") or 0) < total - permitted:
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.005)
 
     def caller() -> None:
+        assert breaker is not None
         start.wait()
         try:
             breaker.call(probe)
@@ -55,8 +73,30 @@ def probe_storm(url: str, threads: int, total: int, go: Any, results: Any) -> No
     for worker in workers:
         worker.join()
     results.put((counts["probes"], counts["rejected"]))
-    breaker.shutdown()
+    if not forked:  # a forked child leaves the parent's subscription alone
+        breaker.shutdown()
     client.close()
+
+
+def admit_in_turn(
+    url: str, attempts: int, go: Any, results: Any, breaker: CircuitBreaker | None = None
+) -> None:
+    """On the signal, try ``attempts`` admissions, holding every probe admitted; report how
+    many were. ``breaker``: one built before this process was forked, as in
+    :func:`probe_storm`."""
+    if breaker is None:
+        breaker = shared_breaker(
+            url, fail_max=1, reset_timeout=0.2, probe_timeout=30, permitted_calls=3
+        )
+    go.wait(60)
+    admitted = 0
+    for _ in range(attempts):
+        try:
+            permit = breaker.admit()
+        except CircuitOpenError:
+            continue
+        admitted += 1 if permit.lease else 0
+    results.put(admitted)
 
 
 def die_holding_a_probe(url: str) -> None:

@@ -1,11 +1,12 @@
-"""Shared state across real OS processes (spawned), each with its own connections."""
+"""Shared state across real OS processes (spawned, and forked from a parent that built the
+breaker first), each with its own connections."""
 
 from __future__ import annotations
 
 import multiprocessing
 import time
 from collections.abc import Iterator
-from multiprocessing.context import SpawnContext
+from multiprocessing.context import ForkContext, SpawnContext
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.support.redis_servers import RedisServer
 
 pytestmark = pytest.mark.redis
 PROCESSES, THREADS = 4, 25
+Context = ForkContext | SpawnContext
 
 
 @pytest.fixture
@@ -55,6 +57,89 @@ def test_one_probe_across_processes(redis_server: RedisServer, spawn: SpawnConte
     assert sum(rejected for _, rejected in outcomes) == PROCESSES * THREADS - 1
     with redis_server.client() as client:
         assert client.get("probes") == b"1"
+    breaker.shutdown()
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request: pytest.FixtureRequest) -> Iterator[Context]:
+    """Processes forked from this one (a preloading server) or spawned afresh."""
+    context = multiprocessing.get_context(request.param)
+    yield context
+    for child in multiprocessing.active_children():
+        child.terminate()
+        child.join(5)
+
+
+def test_exactly_permitted_probes_across_forked_or_spawned_processes(
+    redis_server: RedisServer, start_method: Context
+) -> None:
+    """permitted_calls=3, 4 processes x 25 threads: exactly 3 probes run, whether the
+    workers were forked from a parent that built the breaker (gunicorn --preload: they
+    inherit its lease counter) or spawned with breakers of their own."""
+    url = redis_server.url
+    permitted = 3
+    breaker = children.shared_breaker(
+        url, fail_max=1, reset_timeout=0.2, probe_timeout=30, permitted_calls=permitted
+    )
+    breaker.record_failure(breaker.admit(), RuntimeError("down"))
+    tripped = time.monotonic()
+    forked = start_method.get_start_method() == "fork"
+    go = start_method.Barrier(PROCESSES + 1)
+    results = start_method.Queue()
+    total = PROCESSES * THREADS
+    processes = [
+        start_method.Process(
+            target=children.probe_storm,
+            args=(url, THREADS, total, go, results, permitted, breaker if forked else None),
+        )
+        for _ in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    # Real time: the open period (0.2 s) is measured by Redis.
+    time.sleep(max(0.0, 0.25 - (time.monotonic() - tripped)))
+    go.wait(timeout=60)
+    outcomes = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(10)
+    assert sum(probes for probes, _ in outcomes) == permitted
+    assert sum(rejected for _, rejected in outcomes) == total - permitted
+    with redis_server.client() as client:
+        assert client.get("probes") == str(permitted).encode()
+    breaker.shutdown()
+
+
+def test_probe_leases_of_forked_processes_never_collide(
+    redis_server: RedisServer, start_method: Context
+) -> None:
+    """4 processes take turns, each trying 2 probes and holding them: exactly 3 of the 8
+    are admitted (permitted_calls=3). Forked workers share the parent's lease counter, so
+    without per-process lease ids each one re-took the slots of the one before."""
+    url = redis_server.url
+    breaker = children.shared_breaker(
+        url, fail_max=1, reset_timeout=0.2, probe_timeout=30, permitted_calls=3
+    )
+    breaker.record_failure(breaker.admit(), RuntimeError("down"))
+    forked = start_method.get_start_method() == "fork"
+    results = start_method.Queue()
+    turns = [start_method.Event() for _ in range(PROCESSES)]
+    processes = [
+        start_method.Process(
+            target=children.admit_in_turn,
+            args=(url, 2, turn, results, breaker if forked else None),
+        )
+        for turn in turns
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(0.25)  # real time: the open period (0.2 s) is measured by Redis
+    admitted = []
+    for turn in turns:
+        turn.set()
+        admitted.append(results.get(timeout=60))
+    for process in processes:
+        process.join(10)
+    assert admitted == [2, 1, 0, 0]
     breaker.shutdown()
 
 
