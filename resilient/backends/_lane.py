@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import SplitResult, unquote
 
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
@@ -53,8 +53,6 @@ __all__ = [
     "new_reader",
     "set_command",
 ]
-
-_T = TypeVar("_T")
 
 #: Query options that the lane understands (ours are parsed away before; ``db`` is the
 #: one redis-py option a lane honours). Any other option means redis-py does it all.
@@ -170,7 +168,7 @@ _SLACK = 0.001
 class _Connection:
     """One blocking socket and its parser; used by one thread at a time."""
 
-    __slots__ = ("base", "poller", "reader", "sock", "timeout")
+    __slots__ = ("base", "deadline", "poller", "reader", "sock", "timeout")
 
     def __init__(self, address: LaneAddress) -> None:
         if address.path is not None:
@@ -194,10 +192,11 @@ class _Connection:
         # poll(), not select(): a busy server process may hold descriptors past 1024.
         self.poller = select.poll()
         self.poller.register(sock, select.POLLIN)
+        #: When the command under way fails (monotonic); set by the lane at checkout.
+        self.deadline = time.monotonic() + address.timeout
         try:
-            deadline = time.monotonic() + address.timeout
             for command in address.setup:
-                reply = self.roundtrip(pack(command), deadline)
+                reply = self.roundtrip(pack(command))
                 if isinstance(reply, ResponseError):
                     raise reply
         except BaseException:
@@ -210,11 +209,12 @@ class _Connection:
         nobody asked for; checked at checkout, as redis-py checks its pooled ones."""
         return bool(self.poller.poll(0))
 
-    def roundtrip(self, packed: bytes, deadline: float) -> Any:
-        """Send one command and read its reply, failing at ``deadline`` (monotonic): the
-        timeout bounds the operation, not each ``recv``, so a reply that trickles in
-        cannot stretch it."""
+    def roundtrip(self, packed: bytes) -> Any:
+        """Send one command and read its reply, failing at ``self.deadline``: the timeout
+        bounds the operation, not each ``recv``, so a reply that trickles in cannot
+        stretch it."""
         sock = self.sock
+        deadline = self.deadline
         sock.sendall(packed)
         reader = self.reader
         while True:
@@ -269,7 +269,8 @@ class SyncLane:
         limit = self.address.max_connections
         return None if limit is None else threading.BoundedSemaphore(limit)
 
-    def _use(self, work: Callable[[_Connection, float], _T]) -> _T:
+    def call(self, packed: bytes) -> Any:
+        """One command's reply within the timeout; error replies are returned, not raised."""
         if self._pid != os.getpid():  # forked: the parent's sockets are not ours
             self._idle, self._slots, self._pid = [], self._new_slots(), os.getpid()
         slots = self._slots
@@ -277,8 +278,9 @@ class SyncLane:
             raise ConnectionError("Too many connections")
         try:
             connection = self._checkout()
+            connection.deadline = time.monotonic() + self.address.timeout
             try:
-                result = work(connection, time.monotonic() + self.address.timeout)
+                reply = connection.roundtrip(packed)
             except BaseException:
                 # Half a reply may be in flight: the connection is never used again.
                 connection.close()
@@ -287,7 +289,7 @@ class SyncLane:
                 connection.close()
             else:
                 self._idle.append(connection)
-            return result
+            return reply
         finally:
             if slots is not None:
                 slots.release()
@@ -305,19 +307,9 @@ class SyncLane:
                 return connection
             connection.close()
 
-    def call(self, packed: bytes) -> Any:
-        """One command's reply; error replies are returned, not raised."""
-        return self._use(lambda connection, deadline: connection.roundtrip(packed, deadline))
-
     def eval(self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
-        """``EVALSHA``, loading the script once when the server does not know it; one
-        deadline covers the round trips."""
-
-        def work(connection: _Connection, deadline: float) -> Any:
-            return eval_with(lambda packed: connection.roundtrip(packed, deadline), script,
-                             keys, args)  # fmt: skip
-
-        return self._use(work)
+        """``EVALSHA``, loading the script once when the server does not know it."""
+        return eval_with(self.call, script, keys, args)
 
     def get(self, key: str) -> bytes | None:
         """``GET key``: a cache hit's one round trip."""
