@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from resilient.sansio.cache_control import parse_cache_control
@@ -29,9 +31,10 @@ def test_initial_age_takes_the_larger_estimate() -> None:
 
 
 @pytest.mark.parametrize("age", ["-5", "abc", "1.5", "", "٣"])
-def test_unusable_age_fields_count_as_zero(age: str) -> None:
-    """An Age that is not a non-negative integer is ignored."""
-    assert initial_age(age, None, T0, T0) == 0
+def test_unusable_age_fields_make_a_response_stale(age: str) -> None:
+    """An Age that is not a non-negative integer is not ignored (that would make a
+    response of unknown age look new): the response counts as stale."""
+    assert initial_age(age, None, T0, T0) == math.inf
 
 
 def test_current_age_adds_resident_time() -> None:
