@@ -18,7 +18,7 @@ from tests.reliability.client import LoadLoop, burst
 from tests.reliability.cluster import ReplicatedCluster
 from tests.reliability.conftest import Figures, need_tools
 from tests.reliability.processes import Fleet
-from tests.reliability.test_faults import LIMIT, Phase
+from tests.reliability.scenarios import LIMIT, Phase
 from tests.support.redis_servers import RedisServer
 
 pytestmark = [

@@ -16,9 +16,7 @@ during and after the fault. Figures per scenario:
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
-from collections.abc import Mapping
 
 import pytest
 
@@ -26,11 +24,11 @@ from tests.reliability import routes
 from tests.reliability.client import LoadLoop, Sample, burst, percentile
 from tests.reliability.conftest import Figures
 from tests.reliability.processes import Fleet
+from tests.reliability.scenarios import LIMIT, Phase
 from tests.support.redis_servers import RedisServer
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.redis]
 
-LIMIT = 10
 BASELINE = 1.5  # seconds of load before the fault
 DOWN = {"kill": 3.0, "pause": 5.0, "restart": 0.0}  # seconds Redis stays away
 SETTLE = 0.5  # seconds after the fault before the guards are taken to be skipping
@@ -38,22 +36,6 @@ AFTER = 0.5  # seconds of load after every instance is back on Redis
 #: How late the test may see a recovery: each instance gets a request every ~10 ms, and
 #: Redis is scanned for its key every ~5 ms. Not the system's time, the measurement's.
 MEASURE_SLACK = 0.05
-
-
-class Phase:
-    """The load's per-instance limit keys: ``<scenario>-i<n>-<phase>``. Keys of the
-    ``after`` phase reach Redis only once an instance uses it again."""
-
-    def __init__(self, scenario: str) -> None:
-        self.scenario = f"{scenario}-{uuid.uuid4().hex[:8]}"
-        self.name = "before"
-
-    def key(self, instance: int) -> str:
-        return f"{self.scenario}-i{instance}-{self.name}"
-
-    def request(self, number: int) -> tuple[str, Mapping[str, str]]:
-        instance = number % 3
-        return f"/i{instance}/work?item={number % 7}", {routes.KEY_HEADER: self.key(instance)}
 
 
 def wait_until_counted(server: RedisServer, phase: Phase, since: float) -> dict[str, float]:

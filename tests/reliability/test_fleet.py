@@ -18,11 +18,10 @@ from tests.reliability import routes
 from tests.reliability.client import Client, Sample, burst, get
 from tests.reliability.conftest import Figures
 from tests.reliability.processes import Fleet
+from tests.reliability.scenarios import LIMIT
 from tests.support.redis_servers import RedisServer
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.redis]
-
-LIMIT = 10  # routes.limit() as the fleet runs it: "10/hour"
 
 
 def limited_burst(fleet: Fleet, key: str, count: int = 3 * LIMIT) -> list[Sample]:

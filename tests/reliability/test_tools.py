@@ -23,7 +23,7 @@ def test_missing_nginx_fails_where_real_servers_are_required(
 ) -> None:
     monkeypatch.setattr(processes, "NGINX", None)
     monkeypatch.setattr(redis_servers, "REQUIRE", True)
-    with pytest.raises(pytest.fail.Exception, match="nginx.*required here"):
+    with pytest.raises(pytest.fail.Exception, match=r"nginx.*required here"):
         need_tools()
 
 
