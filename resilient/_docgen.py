@@ -55,6 +55,8 @@ def _default(variable: Variable) -> str:
         return "(empty)"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, tuple):  # a list setting: as it is written in the environment
+        return f"`{','.join(str(item) for item in value)}`"
     return f"`{value}`"
 
 

@@ -60,6 +60,9 @@ class CachePolicy:
             ``Vary: Cookie``); by default such requests bypass the cache.
         max_body: the largest body stored, in bytes.
         respect_request_cache_control: honour the client's ``Cache-Control``.
+        credential_headers: request headers that carry credentials (``X-Api-Key``):
+            requests with any of them bypass the cache, as those with
+            ``Authorization`` or ``Proxy-Authorization`` always do. ``()`` for none.
 
     .. versionadded:: 0.1
     """
@@ -70,6 +73,7 @@ class CachePolicy:
     vary_cookies: Sequence[str] | None = None
     max_body: int | None = None
     respect_request_cache_control: bool | None = None
+    credential_headers: Sequence[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,15 @@ def _cookie_names(value: Sequence[str]) -> frozenset[str]:
     return frozenset(value)
 
 
+def _header_names(value: Sequence[str]) -> frozenset[str]:
+    if isinstance(value, str):
+        value = [value]
+    for name in value:
+        if not isinstance(name, str) or not _TOKEN.match(name):
+            raise ConfigurationError("CachePolicy.credential_headers", name, "header names")
+    return frozenset(name.lower() for name in value)
+
+
 def _cache_rules(
     settings: Settings, http: HttpSettings, rule: Rule | None, breaker: bool = False
 ) -> CacheRules | None:
@@ -215,6 +228,7 @@ def _cache_rules(
     if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 0:
         raise ConfigurationError("CachePolicy.max_body", max_body, "a number of bytes >= 0")
     respect = policy.respect_request_cache_control
+    credentials = policy.credential_headers
     return CacheRules(
         ttl=_seconds("CachePolicy.ttl", policy.ttl, http.cache_ttl),
         stale_while_revalidate=_seconds("CachePolicy.stale_while_revalidate",
@@ -229,6 +243,9 @@ def _cache_rules(
             http.respect_request_cache_control if respect is None else bool(respect)
         ),
         keep_stale=http.breaker_stale if breaker else 0.0,
+        credential_headers=_header_names(
+            http.cache_credential_headers if credentials is None else credentials
+        ),
     )  # fmt: skip
 
 

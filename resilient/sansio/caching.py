@@ -1,8 +1,9 @@
 """Shared-cache rules: which requests may use the cache, which responses may be stored.
 
 RFC 9111 §3 and §4 as a shared cache, with the safe defaults of Varnish and nginx on top:
-requests with ``Authorization`` (or ``Cookie``, unless the route names the cookies it
-varies on) neither read nor fill the cache; responses with ``Set-Cookie``, ``private``,
+requests with ``Authorization``, ``Proxy-Authorization``, a credential header such as
+``X-Api-Key`` (or ``Cookie``, unless the route names the cookies it varies on) neither
+read nor fill the cache; responses with ``Set-Cookie``, ``private``,
 ``no-store``, ``no-cache`` or ``Vary: *`` are never stored.
 """
 
@@ -50,10 +51,11 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "t
                         "transfer-encoding", "upgrade", "proxy-authenticate",
                         "proxy-authorization"})  # fmt: skip
 
-# Request fields that make a lookup wrong or unsafe: personal credentials, a protocol
-# switch, partial content and preconditions the app must judge itself.
-_BYPASS_FIELDS = ("authorization", "upgrade", "range", "if-range", "if-match",
-                  "if-unmodified-since")  # fmt: skip
+# Request fields that make a lookup wrong or unsafe: personal credentials (a proxy's
+# too: a gateway app may act on them), a protocol switch, partial content and
+# preconditions the app must judge itself.
+_BYPASS_FIELDS = ("authorization", "proxy-authorization", "upgrade", "range", "if-range",
+                  "if-match", "if-unmodified-since")  # fmt: skip
 _BYPASS = frozenset(_BYPASS_FIELDS)
 _NOT_HONOURED = CacheControl({})
 _COMMA_SPACE = re.compile(r"\s*,\s*")
@@ -73,6 +75,10 @@ def plan_request(request: RequestInfo, rules: CacheRules) -> RequestPlan:
     if not _BYPASS.isdisjoint(headers):
         name = next(name for name in _BYPASS_FIELDS if name in headers)
         return RequestPlan(False, False, name, _NOT_HONOURED)
+    if not rules.credential_headers.isdisjoint(headers):
+        # An API key identifies a client as Authorization does: its responses (app mode
+        # stores them without being told) are nobody else's.
+        return RequestPlan(False, False, "credentials", _NOT_HONOURED)
     if "cookie" in headers:
         if not rules.vary_cookies:
             return RequestPlan(False, False, "cookie", _NOT_HONOURED)

@@ -30,6 +30,8 @@ class CacheRules:
         respect_request_cache_control: honour the client's ``Cache-Control``.
         keep_stale: seconds past every window a stored response is kept anyway, to
             answer while the route's circuit breaker is open.
+        credential_headers: lower-case request fields that carry credentials (an API
+            key): requests with any of them bypass the cache, as with ``Authorization``.
 
     .. versionadded:: 0.1
     """
@@ -41,6 +43,7 @@ class CacheRules:
     max_body: int = 1024 * 1024
     respect_request_cache_control: bool = False
     keep_stale: float = 0.0
+    credential_headers: frozenset[str] = frozenset({"x-api-key"})
 
 
 @dataclass(frozen=True, slots=True)

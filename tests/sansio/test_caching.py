@@ -56,7 +56,8 @@ def test_other_methods_do_not(method: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "reason"),
-    [("authorization", "authorization"), ("upgrade", "upgrade"), ("range", "range"),
+    [("authorization", "authorization"), ("proxy_authorization", "proxy-authorization"),
+     ("x_api_key", "credentials"), ("upgrade", "upgrade"), ("range", "range"),
      ("if_range", "if-range"), ("if_match", "if-match"),
      ("if_unmodified_since", "if-unmodified-since"), ("cookie", "cookie")],
 )  # fmt: skip
@@ -64,6 +65,16 @@ def test_requests_that_bypass(field: str, reason: str) -> None:
     """Credentials, protocol switches, ranges, preconditions and cookies bypass the cache."""
     plan = plan_request(request(**{field: "x"}), RULES)
     assert (plan.lookup, plan.store, plan.reason) == (False, False, reason)
+
+
+def test_credential_headers_are_configurable() -> None:
+    """The credential headers are the rules' own: none at all, or others."""
+    assert plan_request(request(x_api_key="k"), CacheRules(credential_headers=frozenset())).store
+    rules = CacheRules(credential_headers=frozenset({"x-token"}))
+    assert plan_request(request(x_token="t"), rules).reason == "credentials"
+    assert plan_request(request(x_api_key="k"), rules).store
+    proxy = plan_request(request(proxy_authorization="Basic x"), rules)
+    assert proxy.reason == "proxy-authorization"  # always, whatever the rules say
 
 
 def test_cookies_are_allowed_when_the_route_names_them() -> None:
