@@ -99,6 +99,9 @@ def test_redis_fault_under_load_fails_open(
             p50_ms_down=round(percentile(down, 0.5) * 1000, 2),
             p99_ms_down=round(percentile(down, 0.99) * 1000, 2),
             max_ms_down=round(max(down) * 1000, 2),
+            # Requests that paid a timeout: a guard's probe of a server that does not answer.
+            over_50ms_down=sum(1 for elapsed in down if elapsed > 0.05),
+            seconds_down=round(back - faulted - SETTLE, 2),
             added_p99_ms=added_p99_ms,
         )
     exact = Counter(
