@@ -21,6 +21,7 @@ from resilient.middleware.rules import Routes
 from resilient.middleware.store import ResponseStore
 from resilient.sansio.caching import (
     CACHEABLE_METHODS,
+    PASS_STATUSES,
     SAFE_METHODS,
     decide_store,
     plan_request,
@@ -217,9 +218,11 @@ class _CacheStage(Stage):
             self.exchange.request, head, self.rules, self.plan, self.response_time
         )
         if not decision.store:
-            # Followers need not wait for the body; a deliberate "not storable" (not an
-            # error) is remembered, so the next burst does not wait at all.
-            self._land(stored=False, remember=head.status not in ERROR_STATUSES)
+            # Followers need not wait for the body. A deliberate "not storable" about
+            # the resource is remembered, so the next burst does not wait at all; not
+            # one about this client (its 403, its 429), which would turn caching off
+            # for everyone, nor an error.
+            self._land(stored=False, remember=head.status in PASS_STATUSES)
             return self._validated(head)
         if decision.cache_control is not None:
             head.set("Cache-Control", decision.cache_control)

@@ -22,6 +22,7 @@ __all__ = [
     "APP_MODE_STATUSES",
     "CACHEABLE_METHODS",
     "HOP_BY_HOP",
+    "PASS_STATUSES",
     "SAFE_METHODS",
     "STORABLE_STATUSES",
     "ambiguous_cookies",
@@ -46,6 +47,13 @@ STORABLE_STATUSES = frozenset({200, 203, 204, 300, 301, 302, 303, 307, 308,
                                404, 405, 410, 414, 501})  # fmt: skip
 #: Statuses app mode gives a lifetime to: successes, permanent redirects, lasting 4xx.
 APP_MODE_STATUSES = frozenset({200, 203, 204, 300, 301, 308, 404, 405, 410, 414})
+#: Statuses that say something about the resource whoever asks: an unstorable response
+#: with one of them may send the URL's next requests straight to the app for a while
+#: (hit-for-pass). Not those about the client or its request, which one client can
+#: provoke for everyone: 400, 401, 403, 406 (its Accept), 407, 408, 409, 411-413,
+#: 415-417, 421, 422, 425, 426, 428, 429 (its own rate), 431, 451 (its location);
+#: not 206 (its Range), 304 (its validators) nor the other 5xx (the app's failures).
+PASS_STATUSES = (frozenset(range(200, 400)) - {206, 304}) | {404, 405, 410, 414, 501}
 #: Fields that describe one connection, never stored (RFC 9110 §7.6.1, RFC 9111 §3.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer",
                         "transfer-encoding", "upgrade", "proxy-authenticate",

@@ -286,3 +286,37 @@ def test_an_unstorable_url_skips_the_cache_for_a_while(
     answer = client.get("/page")
     assert (answer.text, "age" in answer.headers) == ("shared", True)
     assert origin.calls == calls
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 406, 407, 429, 451, 206, 304, 503, 505])
+def test_one_clients_answer_does_not_start_a_pass_for_everyone(
+    harness: Harness, status: int
+) -> None:
+    """A 429 (or 403, 401, ...) is about the client that got it: the next client's
+    storable response is stored, and the one after is a hit."""
+
+    def handler(seen: Seen) -> Reply:
+        if seen.headers.get("x-who") == "mallory":
+            return Reply(b"", status, content_type=None if status == 304 else "text/plain")
+        return Reply(b"shared", headers=[("Cache-Control", "max-age=60")])
+
+    origin = Origin(handler)
+    client = harness.client(origin, RULES)
+    assert client.get("/page", headers={"X-Who": "mallory"}).status_code == status
+    assert client.get("/page").text == "shared"
+    hit = client.get("/page")
+    assert (hit.text, "age" in hit.headers) == ("shared", True)
+    assert origin.calls == 2
+
+
+@pytest.mark.parametrize("status", [200, 301, 404, 410])
+def test_unstorable_answers_about_the_resource_start_a_pass(harness: Harness, status: int) -> None:
+    """A private 200 or 404 is the URL's, whoever asks: its next requests skip the store."""
+    replies = [Reply(b"mine", status, [("Cache-Control", "private")])]
+    origin = Origin(lambda seen: replies[-1])
+    client = harness.client(origin, RULES)
+    client.get("/page", follow_redirects=False)
+    replies.append(Reply(b"shared", headers=[("Cache-Control", "max-age=60")]))
+    client.get("/page")
+    client.get("/page")
+    assert origin.calls == 3  # remembered as a pass: nothing stored meanwhile
