@@ -113,7 +113,10 @@ class LimitBuilder:
             if kind == "ip":
                 keys = client_key(trusted)
             else:
-                keys = by_header(kind.partition(":")[2], trusted_proxies=trusted), None
+                # Hashed: a header named as a key usually holds a secret (an API key), and
+                # counter names reach Redis key names, `resilient inspect` and logs.
+                name = kind.partition(":")[2]
+                keys = by_header(name, hashed=True, trusted_proxies=trusted), None
         self.keys[cache_key] = keys
         return keys
 

@@ -93,9 +93,10 @@ class Rule:
             between rules to share its counts); ``False`` for none; ``None`` for
             ``RESILIENT_HTTP_LIMITS``.
         limit_key: whom requests count against: ``"ip"`` (the client address, behind
-            trusted proxies only), ``"header:<name>"`` (that header's value, else the
-            address), or a function of the request returning an identity (``None`` or
-            ``""``: the address); ``None`` for ``RESILIENT_HTTP_LIMIT_KEY``.
+            trusted proxies only), ``"header:<name>"`` (that header's value, hashed: it
+            is often a secret; else the address), or a function of the request
+            returning an identity (``None`` or ``""``: the address); ``None`` for
+            ``RESILIENT_HTTP_LIMIT_KEY``.
         limit_scope: the name of the counters: rules with the same scope (and the same
             limits) count together. Default: one scope per rule.
         breaker: a circuit breaker guarding the route: ``True`` for one of its own

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import json
 
+import fakeredis
 import httpx
 import pytest
 
+from resilient.backends.redis import AsyncRedisBackend, RedisBackend
 from resilient.errors import ConfigurationError
 from resilient.middleware import Rule
 from resilient.ratelimit import by_api_key
@@ -418,3 +420,29 @@ def test_bad_variables_name_themselves(variable: str, value: str) -> None:
         settings({variable: value})
     assert (caught.value.name, caught.value.value) == (variable, value)
     assert caught.value.expected
+
+
+@pytest.mark.parametrize("where", ["env", "rule"])
+def test_a_header_key_never_reaches_storage_in_clear(harness: Harness, where: str) -> None:
+    """header:X-Api-Key counts per key, but Redis key names (and so ``resilient
+    inspect`` and logs) hold a hash of it, never the secret."""
+    secret = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+    env = {"RESILIENT_HTTP_LIMITS": "1/minute"}
+    rule = Rule("/a", cache=False)
+    if where == "env":
+        env["RESILIENT_HTTP_LIMIT_KEY"] = "header:X-Api-Key"
+    else:
+        rule = Rule("/a", cache=False, limits="1/minute", limit_key="header:X-Api-Key")
+    server = fakeredis.FakeServer()
+    backend: RedisBackend | AsyncRedisBackend
+    if harness.kind == "wsgi":
+        backend = RedisBackend(fakeredis.FakeRedis(server=server))
+    else:
+        backend = AsyncRedisBackend(fakeredis.FakeAsyncRedis(server=server))
+    client = harness.client(Origin(), [rule], env, backend=backend)
+    assert client.get("/a", headers={"X-Api-Key": secret}).status_code == 200
+    assert client.get("/a", headers={"X-Api-Key": secret}).status_code == 429
+    assert client.get("/a", headers={"X-Api-Key": secret + "x"}).status_code == 200
+    keys = [key.decode() for key in fakeredis.FakeRedis(server=server).keys("*")]
+    assert len(keys) == 2  # one counter per API key ...
+    assert not [key for key in keys if "sk_live" in key]  # ... named by no part of it
