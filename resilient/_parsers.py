@@ -1,8 +1,11 @@
 """Strict parsers for setting values. Strictly private.
 
-Each parser takes the raw text and returns the typed value, or raises ``ValueError`` with
-a description of what was expected; :mod:`resilient.config` turns that into a
-:class:`~resilient.errors.ConfigurationError` naming the variable.
+Each parser takes the raw text, or a typed value given in code or in framework config
+(``30``, ``timedelta(seconds=30)``, ``True``), and returns the value, or raises
+``ValueError``; :mod:`resilient.config` turns that into a
+:class:`~resilient.errors.ConfigurationError` naming the variable or the keyword. The
+environment and keyword arguments go through the same parsers, so they accept the same
+values: a range is written once, here.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 _TRUE = frozenset({"1", "true", "yes"})
@@ -25,13 +29,47 @@ _SIZE_BYTES = {
 }  # fmt: skip
 
 
+#: The longest duration accepted. Longer ones are mistakes (a 400-digit number is
+#: infinite as a float), and Redis refuses expiries past about 292 million years anyway.
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+
+
 @dataclass(frozen=True, slots=True)
 class Parser:
-    """A named parser; ``expected`` is the phrase used in error messages and the docs."""
+    """A named parser; ``expected`` is the phrase used in error messages and the docs.
+
+    ``parse`` reads text; ``typed``, when set, checks a value that is not text (from code
+    or framework config). Without it, such a value is read as its text.
+    """
 
     kind: str
     expected: str
     parse: Callable[[str], object]
+    typed: Callable[[object], object] | None = None
+
+    def convert(self, raw: object) -> object:
+        """``raw`` (text or a typed value) as this setting's value; ``ValueError`` if unusable."""
+        if isinstance(raw, str):
+            return self.parse(raw)
+        if self.typed is not None:
+            return self.typed(raw)
+        return self.parse(as_text(raw))
+
+
+def as_text(raw: object) -> str:
+    """A typed value as setting text: ``None`` is empty, a list is comma-separated."""
+    if raw is None:
+        return ""
+    if isinstance(raw, (list, tuple)):
+        return ",".join(str(item) for item in raw)
+    return str(raw)
+
+
+def _number(raw: object) -> float:
+    # bool is an int in Python; True seconds or True percent is a mistake, not 1.
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError
+    return float(raw)
 
 
 def _bool(raw: str) -> bool:
@@ -43,11 +81,36 @@ def _bool(raw: str) -> bool:
     raise ValueError
 
 
-def _duration(raw: str) -> float:
-    match = _DURATION.match(raw.lower())
-    if match is None:
+def _typed_bool(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int) and raw in (0, 1):
+        return bool(raw)
+    raise ValueError
+
+
+def _seconds(value: float, *, positive: bool) -> float:
+    if not math.isfinite(value) or value < 0 or value > MAX_SECONDS:
         raise ValueError
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if positive and value == 0:
+        raise ValueError
+    return value
+
+
+def _duration_parsers(
+    *, positive: bool
+) -> tuple[Callable[[str], float], Callable[[object], float]]:
+    def parse(raw: str) -> float:
+        match = _DURATION.match(raw.lower())
+        if match is None:
+            raise ValueError
+        return _seconds(float(match.group(1)) * _UNIT_SECONDS[match.group(2)], positive=positive)
+
+    def typed(raw: object) -> float:
+        seconds = raw.total_seconds() if isinstance(raw, timedelta) else _number(raw)
+        return _seconds(seconds, positive=positive)
+
+    return parse, typed
 
 
 def _size(raw: str) -> int:
@@ -59,22 +122,33 @@ def _size(raw: str) -> int:
 
 
 def _positive_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value < 1:
+    return _typed_positive_int(int(raw.strip()))
+
+
+def _typed_positive_int(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
         raise ValueError
-    return value
+    return raw
 
 
 def _non_negative_float(raw: str) -> float:
-    value = float(raw.strip())
+    return _typed_non_negative_float(float(raw.strip()))
+
+
+def _typed_non_negative_float(raw: object) -> float:
+    value = _number(raw)
     if not math.isfinite(value) or value < 0:
         raise ValueError
     return value
 
 
 def _percentage(raw: str) -> float:
-    value = float(raw.strip())
-    if not 0 < value <= 100:
+    return _typed_percentage(float(raw.strip()))
+
+
+def _typed_percentage(raw: object) -> float:
+    value = _number(raw)
+    if not 0 < value <= 100:  # also false for nan
         raise ValueError
     return value
 
@@ -109,9 +183,14 @@ BACKEND_SCHEMES = (
 
 def _backend_url(raw: str) -> str:
     text = raw.strip()
-    scheme = urlsplit(text).scheme
-    if scheme not in BACKEND_SCHEMES or "://" not in text:
+    parts = urlsplit(text)
+    if parts.scheme not in BACKEND_SCHEMES or "://" not in text:
         raise ValueError
+    if "," not in parts.netloc:
+        # Raises ValueError for a port that is not a number: often a password with an
+        # unencoded "#", "?" or "/", which cuts the URL short. (Multi-host URLs of
+        # Cluster and Sentinel are split by the backend itself.)
+        _ = parts.port
     return text
 
 
@@ -129,7 +208,10 @@ def _optional(parser: Parser) -> Parser:
     def parse(raw: str) -> object:
         return None if raw.strip() == "" else parser.parse(raw)
 
-    return Parser(parser.kind, f"{parser.expected}, or empty", parse)
+    def typed(raw: object) -> object:
+        return None if raw is None else parser.convert(raw)
+
+    return Parser(parser.kind, f"{parser.expected}, or empty", parse, typed)
 
 
 def choice(*options: str) -> Parser:
@@ -144,16 +226,26 @@ def choice(*options: str) -> Parser:
     return Parser("choice", "one of " + ", ".join(options), parse)
 
 
-BOOL = Parser("bool", "a boolean: 1, 0, true, false, yes or no", _bool)
+BOOL = Parser("bool", "a boolean: 1, 0, true, false, yes or no", _bool, _typed_bool)
 DURATION = Parser(
     "duration",
-    "a duration: seconds, or a number with ms, s, m or h (250ms, 30s)",
-    _duration,
+    "a duration of at most 10 years: seconds, or a number with ms, s, m or h (250ms, 30s)",
+    *_duration_parsers(positive=False),
+)
+#: A duration that must not be 0: a timeout, a time to live, a lease.
+POSITIVE_DURATION = Parser(
+    "duration",
+    "a duration above 0 and at most 10 years: seconds, or a number with ms, s, m or h (250ms, 30s)",
+    *_duration_parsers(positive=True),
 )
 SIZE = Parser("size", "a size in bytes, optionally with kb, mb, kib or mib (1mib)", _size)
-POSITIVE_INT = Parser("int", "a whole number of at least 1", _positive_int)
-NON_NEGATIVE_FLOAT = Parser("float", "a number of at least 0", _non_negative_float)
-PERCENTAGE = Parser("percent", "a percentage above 0 and at most 100", _percentage)
+POSITIVE_INT = Parser("int", "a whole number of at least 1", _positive_int, _typed_positive_int)
+NON_NEGATIVE_FLOAT = Parser(
+    "float", "a number of at least 0", _non_negative_float, _typed_non_negative_float
+)
+PERCENTAGE = Parser(
+    "percent", "a percentage above 0 and at most 100", _percentage, _typed_percentage
+)
 TEXT = Parser("str", "text", _text)
 LIMITS = Parser("limits", "rate limits in limits' syntax (10/second;500/hour)", _limits)
 CIDRS = Parser("cidrs", "comma-separated IP networks (10.0.0.0/8,::1)", _cidrs)
