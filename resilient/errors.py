@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import pybreaker
 
+from resilient._secrets import mask_text, mask_value
+
 __all__ = [
     "BackendError",
     "BackendUnavailable",
@@ -38,20 +40,35 @@ class ConfigurationError(ResilientError, ValueError):
     """A setting has a value that cannot be used; raised at construction, never later.
 
     The message names the variable (or argument), the value given and what was expected.
+    Credentials never show: a password in a URL (``user:pw@``, ``?password=``) is masked
+    in the message, in ``args`` and in ``value``, which is then the masked text.
 
     .. versionadded:: 0.1
     """
 
     def __init__(self, name: str, value: object, expected: str) -> None:
+        # Masked here, once, so that no caller can forget: these errors end up in logs.
         self.name = name
-        self.value = value
-        self.expected = expected
-        super().__init__(f"{name} has value {value!r}; expected {expected}")
+        self.value = mask_value(value)
+        self.expected = mask_text(expected)
+        # A masked non-string value is its masked repr already: shown without quotes.
+        masked_repr = not isinstance(value, str) and self.value is not value
+        shown = _Shown(str(self.value)) if masked_repr else self.value
+        super().__init__(f"{name} has value {shown!r}; expected {self.expected}")
 
     def __reduce__(self) -> tuple[type[ConfigurationError], tuple[str, object, str]]:
         # The message is not the constructor's signature; rebuild from the fields so the
         # error survives pickling (process pools, multiprocessing queues).
         return (type(self), (self.name, self.value, self.expected))
+
+
+class _Shown(str):
+    """Text shown as it is in a message: the masked repr of a value is already a repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 class BackendError(ResilientError):

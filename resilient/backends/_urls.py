@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlunsplit
 
 from resilient import _parsers as p
+from resilient._secrets import mask_url
 from resilient.backends.base import Clock, monotonic
 from resilient.errors import ConfigurationError
 
@@ -32,8 +33,9 @@ class BackendOptions:
 
 
 _QUERY_PARSERS = {
-    "timeout": p.DURATION,
-    "connect_timeout": p.DURATION,
+    # As RESILIENT_OP_TIMEOUT and RESILIENT_CONNECT_TIMEOUT: 0 would fail every operation.
+    "timeout": p.POSITIVE_DURATION,
+    "connect_timeout": p.POSITIVE_DURATION,
     "guard_failures": p.POSITIVE_INT,
     "guard_cooldown": p.DURATION,
     "max_entries": p.POSITIVE_INT,
@@ -42,8 +44,23 @@ _QUERY_PARSERS = {
 _KEYWORDS = frozenset(f.name for f in fields(BackendOptions)) - {"passthrough"}
 
 
+_ONE_HOST = frozenset({"redis", "rediss", "unix"})
+
+
+def _check_port(parts: SplitResult) -> None:
+    # Else redis-py fails on it with a ValueError that quotes the "port": with a password
+    # holding an unencoded "#", "?" or "/", that is part of the password.
+    try:
+        parts.port  # noqa: B018  (urllib checks the port when it is read)
+    except ValueError:
+        expected = "host[:port], with user and password percent-encoded (%23 for #)"
+        raise ConfigurationError("backend URL", safe_name(parts), expected) from None
+
+
 def parse_options(url: str, parts: SplitResult, keywords: Mapping[str, Any]) -> BackendOptions:
     """Options from the URL query, overridden by ``keywords``; the rest pass through."""
+    if parts.scheme in _ONE_HOST:
+        _check_port(parts)
     values: dict[str, Any] = {}
     passthrough: dict[str, str] = {}
     for name, raw in parse_qsl(parts.query, keep_blank_values=True):
@@ -178,8 +195,8 @@ def sentinel_client(parts: SplitResult, options: BackendOptions, *, asyncio: boo
 
 
 def safe_name(parts: SplitResult) -> str:
-    """The URL without password or query, for logs and errors."""
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode({})))
+    """The URL without password or query, for logs, errors and reprs."""
+    # Masked as text before the query is cut: in a URL whose password holds an unencoded
+    # "?" or "#", urllib puts part of the password in the query or fragment.
+    masked = mask_url(urlunsplit(parts))
+    return masked.partition("?")[0].partition("#")[0]
