@@ -11,7 +11,9 @@ Precedence, highest first (documented once, here and in ``docs/configuration.md`
 
 Nothing is read at import time. A bad value raises :class:`ConfigurationError` naming the
 variable, its value and what was expected; an unknown ``RESILIENT_*`` variable warns with
-the closest known name.
+the closest known name. Keyword arguments of decorators and constructors are checked by
+the same parsers (:func:`check_option`), so both accept the same values. Secrets (backend
+passwords, the HMAC key) are masked in everything shown: errors, reprs, ``explain()``.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
+from resilient._secrets import MASK, mask_text, mask_url
 from resilient._sections import BreakerSettings, CacheSettings, HttpSettings, RateLimitSettings
 from resilient._variables import BY_KEY, NAMED_SECTIONS, VARIABLES, Variable
 from resilient.errors import ConfigurationError
@@ -37,6 +38,8 @@ __all__ = [
     "HttpSettings",
     "RateLimitSettings",
     "Settings",
+    "check_option",
+    "check_option_names",
     "mask_url",
     "normalize_name",
 ]
@@ -126,8 +129,10 @@ class Settings:
         for name, raw in (overrides or {}).items():
             known = BY_KEY.get(name.upper())
             if known is None:
-                hint = _suggest(name.upper(), "")
-                raise ConfigurationError(name, raw, f"a known setting name ({hint})")
+                close = _closest(name.upper())
+                hint = f"did you mean {close.key}?" if close else "no setting has a similar name"
+                shown = _shown(close, raw) if close else raw
+                raise ConfigurationError(name, shown, f"a known setting name ({hint})")
             values[known.key] = _Value(_parse(known, raw, name), "argument", name)
         sections: dict[str, Any] = {
             section: _build_section(kind, section, values)
@@ -162,6 +167,32 @@ class Settings:
         """The backend URL a feature uses: its own URL, else ``backend_url``."""
         own: str | None = getattr(getattr(self, section), "url")  # noqa: B009
         return own or self.backend_url
+
+    def origin_of(self, section: str, field: str, name: str | None = None) -> str:
+        """Who set ``field`` of ``section`` (as :meth:`breaker_for` etc. of ``name`` see it).
+
+        The variable for a value from the environment or framework config
+        (``RESILIENT_BREAKER__PAYMENTS__FAIL_MAX``), the override's name for an explicit
+        argument, the global variable for a default: errors name where to fix a value.
+        """
+        key = f"{section}_{field}".upper() if section else field.upper()
+        current = self._values[key]
+        if name is not None and section:
+            override = self._named.get((section, normalize_name(name), field))
+            if override is not None and _RANK[override.source] > _RANK[current.source]:
+                return override.origin
+        return self.prefix + key if current.source == "default" else current.origin
+
+    def __repr__(self) -> str:
+        # The generated repr would show the backend URL with its password.
+        top = [v for v in VARIABLES if not v.section]
+        shown = [f"{v.field}={self._shown(v)!r}" for v in top]
+        shown += [f"{section}={getattr(self, section)!r}" for section in _SECTION_TYPES]
+        return f"Settings({', '.join(shown)}, prefix={self.prefix!r})"
+
+    def _shown(self, variable: Variable) -> object:
+        value = getattr(self, variable.field)
+        return _mask(variable, value) if variable.secret else value
 
     def explain(self) -> list[tuple[str, str, str]]:
         """Every setting as ``(variable, shown value, source)``, secrets masked."""
@@ -218,36 +249,95 @@ def _read_layer(
                 named[slot] = _Value(parsed, f"{source} per-name", full_name)
                 continue
         if warn_unknown:
-            warnings.warn(
-                f"unknown setting {full_name}; " + _suggest(key, "", prefix),
-                stacklevel=4,
-            )
+            # The name only, never the value: a misspelt URL variable holds a password.
+            suggestion = _suggest_variable(key)
+            hint = f"did you mean {prefix}{suggestion}?" if suggestion else (
+                "no setting has a similar name")  # fmt: skip
+            warnings.warn(f"unknown setting {full_name}; {hint}", stacklevel=4)
 
 
-def _suggest(key: str, fallback: str, prefix: str = "") -> str:
+def _closest(key: str) -> Variable | None:
     close = difflib.get_close_matches(key, list(BY_KEY), n=1, cutoff=0.5)
-    if close:
-        return f"did you mean {prefix}{close[0]}?"
-    return fallback or "no setting has a similar name"
+    return BY_KEY[close[0]] if close else None
+
+
+def _suggest_variable(key: str) -> str | None:
+    """The known variable ``key`` (unprefixed) most likely means, or None."""
+    match = _NAMED.match(key)
+    if match is not None:
+        # A per-name variable: correct the section and the field, keep the name.
+        sections = [section.upper() for section in NAMED_SECTIONS]
+        section = difflib.get_close_matches(match.group("section"), sections, n=1, cutoff=0.5)
+        if section:
+            fields = [v.field.upper() for v in VARIABLES if v.section.upper() == section[0]]
+            field = difflib.get_close_matches(match.group("field"), fields, n=1, cutoff=0.5)
+            if field:
+                return f"{section[0]}__{match.group('name')}__{field[0]}"
+    close = _closest(key)
+    return close.key if close else None
+
+
+def _shown(variable: Variable, raw: object) -> object:
+    """``raw`` as an error may show it: a URL's password masked, other secrets hidden."""
+    if variable.secret and raw is not None and raw != "":
+        return mask_url(raw) if isinstance(raw, str) and variable.parser.kind == "url" else MASK
+    return raw
 
 
 def _parse(variable: Variable, raw: object, name: str) -> object:
-    text = _as_text(raw)
     try:
-        return variable.parser.parse(text)
+        return variable.parser.convert(raw)
     except ValueError:
-        raise ConfigurationError(name, raw, variable.parser.expected) from None
+        raise ConfigurationError(name, _shown(variable, raw), variable.parser.expected) from None
 
 
-def _as_text(raw: object) -> str:
-    # Framework config and arguments may hold typed values; validate them the same way.
-    if raw is None:
-        return ""
-    if isinstance(raw, timedelta):
-        return repr(raw.total_seconds())
-    if isinstance(raw, (list, tuple)):
-        return ",".join(str(item) for item in raw)
-    return str(raw)
+def check_option(section: str, field: str, value: object, keyword: str | None = None) -> Any:
+    """``value`` given in code for the setting ``section``/``field``, checked by its parser.
+
+    Decorators and constructors call this for their keyword arguments, so that a keyword
+    accepts exactly what its variable accepts. The error names ``keyword`` (default: the
+    field): the value came from code, not from the environment.
+
+    Raises:
+        ConfigurationError: the value is not one the variable would accept.
+    """
+    variable = BY_KEY[f"{section}_{field}".upper() if section else field.upper()]
+    parser = variable.parser
+    if parser.typed is None:
+        return _parse(variable, value, keyword or field)
+    # In code a number is a number: "30s" is for the environment, and text where a
+    # number is due is a mistake to report, not to read.
+    try:
+        return parser.typed(value)
+    except ValueError:
+        expected = parser.expected
+        if parser.kind in _IN_CODE:
+            expected += f" (in code: {_IN_CODE[parser.kind]})"
+        raise ConfigurationError(keyword or field, _shown(variable, value), expected) from None
+
+
+#: What a typed parser takes in code, where it differs from its text form.
+_IN_CODE = {
+    "duration": "a number of seconds or a timedelta",
+    "bool": "True or False",
+    "int": "an int",
+    "float": "an int or a float",
+    "percent": "an int or a float",
+}
+
+
+def check_option_names(given: Mapping[str, object], known: frozenset[str], owner: str) -> None:
+    """Refuse options that ``owner`` does not know, suggesting the closest known name.
+
+    Raises:
+        ConfigurationError: naming the first unknown option, with its value.
+    """
+    for name, value in given.items():
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(sorted(known))
+        raise ConfigurationError(name, value, f"an option of {owner} ({hint})")
 
 
 def _build_section(kind: type[_S], section: str, values: Mapping[str, _Value]) -> _S:
@@ -257,18 +347,8 @@ def _build_section(kind: type[_S], section: str, values: Mapping[str, _Value]) -
 
 
 def _mask(variable: Variable, value: object) -> str:
-    if variable.secret and isinstance(value, str) and value:
-        return mask_url(value) if "://" in value else "***"
+    if variable.secret and isinstance(value, (str, bytes)) and value:
+        return mask_url(value) if isinstance(value, str) and "://" in value else MASK
     if isinstance(value, tuple):
         return ",".join(str(item) for item in value)
-    return "" if value is None else str(value)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return "" if value is None else mask_text(str(value))

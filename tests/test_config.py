@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from datetime import timedelta
 
 import pytest
@@ -251,3 +252,115 @@ def test_settings_are_frozen() -> None:
     settings = Settings.from_env({})
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.op_timeout = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "RESILIENT_OP_TIMEOUT",
+        "RESILIENT_CONNECT_TIMEOUT",
+        "RESILIENT_CACHE_TTL",
+        "RESILIENT_CACHE_L1_TTL",
+        "RESILIENT_BREAKER_PROBE_TIMEOUT",
+        "RESILIENT_CACHE__USERS__TTL",
+    ],
+)
+@pytest.mark.parametrize("raw", ["0", "0ms", "0.0s"])
+def test_zero_is_refused_where_it_would_break_every_call(name: str, raw: str) -> None:
+    """A 0 timeout fails every backend operation, a 0 TTL every @cached: refused at once,
+    naming the variable."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({name: raw})
+    assert caught.value.name == name
+    assert "a duration above 0" in str(caught.value)
+
+
+def test_zero_timeouts_in_a_backend_url_are_refused_too() -> None:
+    """?timeout=0 in a URL is the same mistake as RESILIENT_OP_TIMEOUT=0."""
+    from resilient.backends import backend_from_url
+
+    for option in ("timeout", "connect_timeout"):
+        with pytest.raises(ConfigurationError, match=f"{option} in backend URL has value '0'"):
+            backend_from_url(f"memory://?{option}=0")
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("RESILIENT_CACHE_TTL", "9" * 400),  # a float: inf
+        ("RESILIENT_CACHE_STALE_IF_ERROR", "9" * 400 + "h"),
+        ("RESILIENT_BREAKER_RESET_TIMEOUT", "100000000000"),
+        ("RESILIENT_CACHE_LOCK_TTL", "87601h"),
+    ],
+)
+def test_durations_longer_than_ten_years_are_refused(name: str, raw: str) -> None:
+    """A 400-digit duration is infinite as a float; anything past 10 years is a mistake."""
+    with pytest.raises(ConfigurationError, match=f"{name} has value") as caught:
+        Settings.from_env({name: raw})
+    assert "at most 10 years" in caught.value.expected
+    assert Settings.from_env({name: "87600h"}) is not None  # exactly 10 years is fine
+
+
+def test_typed_values_are_checked_as_numbers_not_as_their_text() -> None:
+    """Framework config holds numbers: 1e-05 seconds is fine (its text "1e-05" is no
+    duration), 0 for a TTL is not, True is no number."""
+    tiny = Settings.from_env({}, config={"RESILIENT_CACHE_TTL": 1e-5})
+    assert tiny.cache.ttl == 1e-5
+    for value in (0, float("inf"), True, timedelta(days=3651)):
+        with pytest.raises(ConfigurationError, match="RESILIENT_CACHE_TTL"):
+            Settings.from_env({}, config={"RESILIENT_CACHE_TTL": value})
+
+
+def test_lock_ttl_zero_is_valid_as_documented() -> None:
+    """RESILIENT_CACHE_LOCK_TTL=0 means nobody waits (the HTTP middleware's no-collapsing)."""
+    assert Settings.from_env({"RESILIENT_CACHE_LOCK_TTL": "0"}).cache.lock_ttl == 0.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "suggested", "prefix"),
+    [
+        ("RESILIENT_BREAKER__PAYMENTS__FAIL_MAXX", "RESILIENT_BREAKER__PAYMENTS__FAIL_MAX",
+         "RESILIENT_"),
+        ("RESILIENT_BRAEKER__PAYMENTS_API__RESET_TIMOUT",
+         "RESILIENT_BREAKER__PAYMENTS_API__RESET_TIMEOUT", "RESILIENT_"),
+        ("APP_CACHE__USERS__TTLL", "APP_CACHE__USERS__TTL", "APP_"),
+    ],
+)  # fmt: skip
+def test_unknown_per_name_variable_suggestion_keeps_the_name(
+    variable: str, suggested: str, prefix: str
+) -> None:
+    """The suggestion corrects the section and the field, never the breaker's name."""
+    expected = f"unknown setting {variable}; did you mean {suggested}?"
+    with pytest.warns(UserWarning, match=f"^{re.escape(expected)}$"):
+        Settings.from_env({variable: "3"}, prefix=prefix)
+
+
+def test_origin_of_names_where_a_value_came_from() -> None:
+    """origin_of: the per-name or global variable, the override's name, or for a default
+    the variable to set."""
+    settings = Settings.from_env(
+        {"RESILIENT_BREAKER_FAIL_MAX": "2", "RESILIENT_BREAKER__PAYMENTS__FAIL_MAX": "3"},
+        config={"RESILIENT_CACHE_TTL": 5},
+        overrides={"op_timeout": 1},
+    )
+    assert settings.origin_of("breaker", "fail_max", "payments") == (
+        "RESILIENT_BREAKER__PAYMENTS__FAIL_MAX")  # fmt: skip
+    assert settings.origin_of("breaker", "fail_max", "search") == "RESILIENT_BREAKER_FAIL_MAX"
+    assert settings.origin_of("breaker", "fail_max") == "RESILIENT_BREAKER_FAIL_MAX"
+    assert settings.origin_of("cache", "ttl") == "RESILIENT_CACHE_TTL"
+    assert settings.origin_of("", "op_timeout") == "op_timeout"
+    assert settings.origin_of("breaker", "reset_timeout", "payments") == (
+        "RESILIENT_BREAKER_RESET_TIMEOUT")  # fmt: skip
+
+
+def test_check_option_takes_typed_values_only() -> None:
+    """In code a duration is a number or a timedelta; "30s" is text for the environment."""
+    from resilient.config import check_option
+
+    assert check_option("cache", "ttl", timedelta(seconds=30)) == 30.0
+    assert check_option("cache", "serializer", "PICKLE") == "pickle"
+    with pytest.raises(ConfigurationError, match="in code: a number of seconds or a timedelta"):
+        check_option("cache", "ttl", "30s")
+    with pytest.raises(ConfigurationError) as caught:
+        check_option("breaker", "url", "ftp://app:pw@files", "url")
+    assert (caught.value.name, caught.value.value) == ("url", "ftp://app:***@files")
