@@ -25,7 +25,7 @@ from resilient.cache.fastpath import build_wrapper, plan_call
 from resilient.cache.options import TagSpec, resolve_options
 from resilient.cache.serializers import Serializer
 from resilient.cache.sync_cache import SyncCache
-from resilient.config import Settings
+from resilient.config import Settings, check_option_names
 
 __all__ = ["Cached", "cached"]
 
@@ -35,6 +35,13 @@ R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 T = TypeVar("T")
 Duration = float | int | timedelta
+#: The keyword options of :func:`cached`, as its typed overload lists them.
+_OPTIONS = frozenset({
+    "ttl", "name", "backend", "namespace", "version", "key", "ignore", "tags", "serializer",
+    "hmac_key", "hmac_algorithm", "cache_none", "max_entries", "two_tier", "l1_ttl", "lock",
+    "lock_ttl", "xfetch_beta", "stale_while_revalidate", "stale_if_error", "enabled",
+    "settings", "clock",
+})  # fmt: skip
 
 
 class Cached(Protocol[P, R_co]):
@@ -179,7 +186,8 @@ def cached(ttl: Any = None, /, **options: Any) -> Any:
         two_tier: keep a memory L1 in front of Redis, kept coherent through pub/sub.
         l1_ttl: longest time an entry stays in L1 before Redis is asked again.
         lock: a Redis lease so that one process in the cluster computes a missing key.
-        lock_ttl: lease expiry (in case its holder dies); waiters wait this long at most.
+        lock_ttl: lease expiry (in case its holder dies); waiters wait this long at most;
+            0: nobody waits for another caller (then ``lock`` must be off).
         xfetch_beta: probabilistic early refresh; 0 turns it off, above 1 refreshes earlier.
         stale_while_revalidate: serve an expired value this long while one refresh runs.
         stale_if_error: serve an expired value this long when the function raises.
@@ -188,10 +196,14 @@ def cached(ttl: Any = None, /, **options: Any) -> Any:
         clock: seconds; monotonic for memory caches, wall time with Redis.
 
     Raises:
-        ConfigurationError: a bad option or setting, at decoration time.
+        ConfigurationError: a bad option or setting, or an unknown option (with the
+            closest known name), at decoration time.
 
     .. versionadded:: 0.1
     """
+    # A misspelt option would otherwise be ignored without a word (the overloads catch it
+    # for type-checked code only): refuse it now, at decoration, naming the close one.
+    check_option_names(options, _OPTIONS, "cached")
     if "ttl" in options:  # cached(ttl=60): the keyword lands among the options
         ttl = options.pop("ttl")
     if isinstance(ttl, (classmethod, staticmethod)) or (

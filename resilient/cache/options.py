@@ -9,7 +9,6 @@ Settings are read when the decorator is built (``Settings.from_env()`` unless a
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,11 +16,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from resilient._secrets import mask_url
 from resilient.backends import AsyncMemoryBackend, MemoryBackend
 from resilient.backends.base import Clock
 from resilient.cache.serializers import JsonSerializer, PickleSerializer, Serializer
-from resilient.cache.wire import ALGORITHMS, EntryCodec
-from resilient.config import CacheSettings, Settings
+from resilient.cache.wire import EntryCodec
+from resilient.config import CacheSettings, Settings, check_option
 from resilient.errors import ConfigurationError
 
 __all__ = ["CacheOptions", "RemoteSpec", "TagSpec", "resolve_options"]
@@ -39,6 +39,11 @@ class RemoteSpec:
     url: str | None
     backend: Any
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # The generated repr would show the URL's password.
+        url = None if self.url is None else mask_url(self.url)
+        return f"RemoteSpec(url={url!r}, backend={self.backend!r}, options={self.options!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,27 +70,26 @@ class CacheOptions:
     clock: Clock
 
 
-def _seconds(name: str, value: object, *, positive: bool) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-        number = float(seconds)
-        if math.isfinite(number) and (number > 0 or (not positive and number == 0)):
-            return number
-    expected = "a positive number of seconds" if positive else "a number of seconds >= 0"
-    raise ConfigurationError(name, value, expected + " (or a timedelta)")
+#: Options that are settings too (``RESILIENT_CACHE_<FIELD>``), checked by the same parser.
+_CHECKED = ("enabled", "ttl", "namespace", "version", "max_entries", "hmac_algorithm",
+            "cache_none", "two_tier", "l1_ttl", "lock", "lock_ttl", "xfetch_beta",
+            "stale_while_revalidate", "stale_if_error")  # fmt: skip
 
 
 def _pick(explicit: Any, configured: Any) -> Any:
     return configured if explicit is None else explicit
 
 
+def _explicit(arguments: dict[str, Any], field: str) -> Any:
+    # Keywords are checked by the parser of their variable: both accept the same values.
+    value = arguments.get(field)
+    return None if value is None else check_option("cache", field, value)
+
+
 def _serializer(choice: str | Serializer) -> Serializer:
     if isinstance(choice, str):
-        if choice == "json":
-            return JsonSerializer()
-        if choice == "pickle":
-            return PickleSerializer()
-        raise ConfigurationError("serializer", choice, "json, pickle or a Serializer object")
+        name = check_option("cache", "serializer", choice)
+        return JsonSerializer() if name == "json" else PickleSerializer()
     if not isinstance(choice, Serializer):
         raise ConfigurationError("serializer", choice, "json, pickle or a Serializer object")
     return choice
@@ -117,7 +121,7 @@ def _remote(backend: Any, settings: Settings, is_async: bool) -> RemoteSpec | No
 
         if urlsplit(url).scheme not in _REGISTRY or "://" not in url:
             expected = "a backend URL with a scheme among " + ", ".join(sorted(_REGISTRY))
-            raise ConfigurationError("backend", url, expected)
+            raise ConfigurationError(_url_origin(backend, settings), url, expected)
         return RemoteSpec(url, None, options)
     if not callable(getattr(backend, "get", None)) or not callable(getattr(backend, "set", None)):
         raise ConfigurationError("backend", backend, "a URL, a SyncBackend or an AsyncBackend")
@@ -127,6 +131,14 @@ def _remote(backend: Any, settings: Settings, is_async: bool) -> RemoteSpec | No
         # miss and an error) and a coroutine function failed at its first call.
         raise ConfigurationError("backend", backend, _FLAVOUR[is_async])
     return RemoteSpec(None, backend, options)
+
+
+def _url_origin(backend: str | None, settings: Settings) -> str:
+    if backend is not None:
+        return "backend"
+    if settings.cache.url:
+        return settings.origin_of("cache", "url")
+    return settings.origin_of("", "backend_url")
 
 
 def resolve_options(
@@ -144,16 +156,18 @@ def resolve_options(
     settings = settings if settings is not None else Settings.from_env()
     section: CacheSettings = settings.cache_for(name)
     get = arguments.get
-    ttl = _seconds("ttl", _pick(get("ttl"), section.ttl), positive=True)
-    max_entries = _pick(get("max_entries"), section.max_entries)
-    if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
-        raise ConfigurationError("max_entries", max_entries, "a whole number of at least 1")
-    beta = _pick(get("xfetch_beta"), section.xfetch_beta)
-    if not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta < 0:
-        raise ConfigurationError("xfetch_beta", beta, "a number of at least 0")
-    algorithm = _pick(get("hmac_algorithm"), section.hmac_algorithm)
-    if algorithm not in ALGORITHMS:
-        raise ConfigurationError("hmac_algorithm", algorithm, "one of " + ", ".join(ALGORITHMS))
+    values = {
+        field: _pick(_explicit(arguments, field), getattr(section, field)) for field in _CHECKED
+    }
+    if values["lock"] and values["lock_ttl"] == 0:
+        # 0 alone is valid (nobody waits: for the HTTP middleware, no collapsing), but a
+        # lease cannot expire after 0 seconds. The error names where the 0 came from.
+        explicit = get("lock_ttl") is not None
+        origin = "lock_ttl" if explicit else settings.origin_of("cache", "lock_ttl", name)
+        expected = "more than 0 seconds when lock is on (a lease needs an expiry)"
+        raise ConfigurationError(origin, values["lock_ttl"], expected)
+    algorithm = values.pop("hmac_algorithm")
+    two_tier = values.pop("two_tier")
     serializer = _serializer(_pick(get("serializer"), section.serializer))
     codec = EntryCodec(serializer, _pick(get("hmac_key"), section.hmac_key), algorithm)
     remote = _remote(get("backend"), settings, is_async)
@@ -164,27 +178,8 @@ def resolve_options(
             raise ConfigurationError("tags", tag, "strings, templates or functions")
     return CacheOptions(
         name=name,
-        enabled=bool(_pick(get("enabled"), section.enabled)),
-        ttl=ttl,
-        namespace=str(_pick(get("namespace"), section.namespace)),
-        version=str(_pick(get("version"), section.version)),
-        max_entries=max_entries,
-        cache_none=bool(_pick(get("cache_none"), section.cache_none)),
-        two_tier=bool(_pick(get("two_tier"), section.two_tier)) and remote is not None,
-        l1_ttl=_seconds("l1_ttl", _pick(get("l1_ttl"), section.l1_ttl), positive=True),
-        lock=bool(_pick(get("lock"), section.lock)),
-        lock_ttl=_seconds("lock_ttl", _pick(get("lock_ttl"), section.lock_ttl), positive=True),
-        xfetch_beta=float(beta),
-        stale_while_revalidate=_seconds(
-            "stale_while_revalidate",
-            _pick(get("stale_while_revalidate"), section.stale_while_revalidate),
-            positive=False,
-        ),
-        stale_if_error=_seconds(
-            "stale_if_error",
-            _pick(get("stale_if_error"), section.stale_if_error),
-            positive=False,
-        ),
+        **values,
+        two_tier=two_tier and remote is not None,
         tags=tags,
         codec=codec,
         remote=remote,

@@ -3,6 +3,8 @@ configuration errors raised before any call."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from resilient.cache import Cached, cached
@@ -60,7 +62,7 @@ def test_per_name_settings_and_explicit_arguments(monkeypatch: pytest.MonkeyPatc
         ({"ttl": float("nan")}, "ttl"),
         ({"max_entries": 0}, "max_entries"),
         ({"xfetch_beta": -1}, "xfetch_beta"),
-        ({"lock_ttl": 0}, "lock_ttl"),
+        ({"lock_ttl": 0, "lock": True}, "lock_ttl"),
         ({"stale_if_error": -1}, "stale_if_error"),
         ({"serializer": "yaml"}, "serializer"),
         ({"serializer": object()}, "serializer"),
@@ -112,3 +114,64 @@ def test_serializer_objects_memory_backends_and_introspection() -> None:
     assert engine.remote is None
     with pytest.raises(TypeError, match="not a cached function"):
         engine_of(len)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("lock_ttl", 0, True),  # documented as valid: nobody waits
+        ("stale_if_error", 0, True),
+        ("ttl", 0, False),
+        ("l1_ttl", 0, False),
+        ("ttl", 10 * 365 * 24 * 3600 + 1, False),  # past 10 years
+        ("stale_while_revalidate", 1e20, False),
+        ("xfetch_beta", 0, True),
+        ("max_entries", 2.0, False),
+        ("enabled", 1, True),
+        ("cache_none", 2, False),
+    ],
+)
+def test_a_keyword_and_its_variable_accept_the_same_values(
+    field: str, value: Any, accepted: bool
+) -> None:
+    """One parser per setting: @cached(field=v) works exactly when RESILIENT_CACHE_FIELD=v
+    does; each error names the keyword or the variable, where the value came from."""
+
+    def f(x: int) -> int:
+        return x
+
+    variable = f"RESILIENT_CACHE_{field.upper()}"
+
+    def from_code() -> None:
+        options: dict[str, Any] = {field: value}
+        cached(settings=SETTINGS, **options)(f)
+
+    def from_config() -> None:
+        cached(settings=Settings.from_env({}, config={variable: value}))(f)
+
+    for name, decorate in ((field, from_code), (variable, from_config)):
+        if accepted:
+            decorate()
+            continue
+        with pytest.raises(ConfigurationError) as caught:
+            decorate()
+        assert caught.value.name == name
+
+
+def test_a_lease_refuses_lock_ttl_zero_naming_where_it_came_from() -> None:
+    """lock_ttl=0 alone is fine; with lock on, the error names the keyword or variable."""
+
+    def f(x: int) -> int:
+        return x
+
+    zero = Settings.from_env({"RESILIENT_CACHE__USERS__LOCK_TTL": "0", "RESILIENT_CACHE_LOCK": "1"})
+    cached(name="orders", settings=zero)(f)  # lock_ttl 10 for this name
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "users", "settings": zero}, "RESILIENT_CACHE__USERS__LOCK_TTL"),
+        ({"lock_ttl": 0, "lock": True, "settings": SETTINGS}, "lock_ttl"),
+        ({"lock_ttl": 0, "settings": zero}, "lock_ttl"),
+    ]
+    for options, named in cases:
+        with pytest.raises(ConfigurationError, match="a lease needs an expiry") as caught:
+            cached(**options)(f)
+        assert caught.value.name == named
