@@ -9,21 +9,15 @@ explicit argument always wins. Every value is checked here, so a bad one raises
 from __future__ import annotations
 
 import dataclasses
-import math
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from resilient import _parsers
+from resilient._secrets import mask_url
 from resilient.breaker.policies import ConsecutiveFailures, CountWindow, TimeWindow, TripPolicy
-from resilient.config import BreakerSettings, Settings
+from resilient.config import BreakerSettings, Settings, check_option, check_option_names
 from resilient.errors import ConfigurationError
-
-_INTS = ("fail_max", "success_threshold", "permitted_calls", "window_size", "minimum_calls")
-_DURATIONS = ("reset_timeout", "probe_timeout", "slow_call_duration", "resync_interval")
-_RATES = ("failure_rate", "slow_call_rate")
-_BOOLS = ("shared", "force_open", "disabled")
-_CHOICES = {"policy": ("consecutive", "rate"), "window_type": ("count", "time")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +43,14 @@ class BreakerOptions:
     url: str
     resync_interval: float
 
+    def __repr__(self) -> str:
+        # The generated repr would show the backend URL's password.
+        shown = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            shown.append(f"{field.name}={mask_url(value) if field.name == 'url' else value!r}")
+        return f"BreakerOptions({', '.join(shown)})"
+
     def build_policy(self) -> TripPolicy:
         """The trip policy these options describe."""
         if self.policy == "consecutive":
@@ -60,6 +62,10 @@ class BreakerOptions:
 
 def resolve(name: str, explicit: dict[str, Any], settings: Settings) -> BreakerOptions:
     """Merge explicit arguments (``None`` = not given) over the settings of ``name``.
+
+    Settings were checked when they were read; arguments are checked here by the same
+    parsers (:func:`check`). An error about a value names the keyword if it came from
+    code, the variable (``RESILIENT_BREAKER__<NAME>__<FIELD>``) if from the environment.
 
     Raises:
         ConfigurationError: an argument or a combination of values cannot be used.
@@ -75,45 +81,34 @@ def resolve(name: str, explicit: dict[str, Any], settings: Settings) -> BreakerO
     options = BreakerOptions(name=name, url=url, **values)
     count_window = options.policy == "rate" and options.window_type == "count"
     if count_window and options.minimum_calls > options.window_size:
+
+        def origin(field: str) -> str:
+            given = explicit.get(field) is not None
+            return field if given else settings.origin_of("breaker", field, name)
+
         raise ConfigurationError(
-            "minimum_calls", options.minimum_calls,
-            f"at most window_size ({options.window_size}) for a count window",
+            origin("minimum_calls"), options.minimum_calls,
+            f"at most {origin('window_size')} ({options.window_size}) for a count window",
         )  # fmt: skip
-    if options.probe_timeout <= 0:
-        raise ConfigurationError("probe_timeout", options.probe_timeout, "more than 0 seconds")
     return options
 
 
 def check(name: str, value: Any) -> Any:
-    """``value`` validated (and normalised) as the option ``name``."""
-    if name in _INTS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(name, value, "an integer of at least 1")
-        return value
-    if name in _DURATIONS:
-        seconds = value.total_seconds() if isinstance(value, timedelta) else value
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, (int, float))
-            or not math.isfinite(seconds)
-            or seconds < 0
-        ):
-            raise ConfigurationError(name, value, "a duration in seconds (>= 0) or a timedelta")
-        return float(seconds)
-    if name in _RATES:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
-            raise ConfigurationError(name, value, "a percentage above 0 and at most 100")
-        return float(value)
-    if name in _BOOLS:
-        if not isinstance(value, bool):
-            raise ConfigurationError(name, value, "True or False")
-        return value
-    if name in _CHOICES:
-        if value not in _CHOICES[name]:
-            raise ConfigurationError(name, value, "one of " + ", ".join(_CHOICES[name]))
-        return value
-    # The only other field is the backend URL.
-    try:
-        return _parsers.OPTIONAL_BACKEND_URL.parse(str(value))
-    except ValueError:
-        raise ConfigurationError(name, value, _parsers.OPTIONAL_BACKEND_URL.expected) from None
+    """``value`` validated (and normalised) as the option ``name``.
+
+    The parser is that of the variable ``RESILIENT_BREAKER_<NAME>``: a keyword accepts
+    what the environment accepts (a timedelta or seconds for durations, in code).
+    """
+    return check_option("breaker", name, value)
+
+
+def check_names(options: Mapping[str, Any]) -> None:
+    """Refuse options :class:`CircuitBreaker` does not take, suggesting the closest name.
+
+    ``@circuit_breaker`` builds its breaker at the first call; without this, a misspelt
+    option failed only then.
+    """
+    from resilient.breaker.breaker import CircuitBreaker  # it imports this module
+
+    known = frozenset(inspect.signature(CircuitBreaker).parameters) - {"name"}
+    check_option_names(options, known, "circuit_breaker")

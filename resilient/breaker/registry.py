@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from resilient.breaker.breaker import CircuitBreaker
 from resilient.breaker.calls import MISSING, Source, wrap
-from resilient.breaker.options import check
+from resilient.breaker.options import check, check_names
 from resilient.errors import ConfigurationError
 
 __all__ = [
@@ -170,10 +170,11 @@ def circuit_breaker(target: Any = None, /, *, fallback: object = MISSING, **opti
         **options: :class:`CircuitBreaker` keyword arguments, for :func:`get_breaker`.
 
     Raises:
-        ConfigurationError: an option has a value that cannot be used.
+        ConfigurationError: an option is unknown or has a value that cannot be used.
 
     .. versionadded:: 0.1
     """
+    check_names(options)
     for key, value in options.items():
         if key in _CHECKED and value is not None:
             check(key, value)

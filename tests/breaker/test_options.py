@@ -187,3 +187,52 @@ def test_a_registry_builds_once_with_its_defaults_and_refuses_other_options() ->
     assert registry.all() == {}
     built.shutdown()
     other.shutdown()
+
+
+def test_a_combination_error_names_the_variables_it_came_from() -> None:
+    """minimum_calls above window_size from the environment names both variables."""
+    settings = Settings.from_env({
+        "RESILIENT_BREAKER_POLICY": "rate", "RESILIENT_BREAKER_WINDOW_SIZE": "20",
+        "RESILIENT_BREAKER__PAYMENTS__MINIMUM_CALLS": "50",
+    })  # fmt: skip
+    with pytest.raises(ConfigurationError) as caught:
+        CircuitBreaker("payments", settings=settings)
+    assert caught.value.name == "RESILIENT_BREAKER__PAYMENTS__MINIMUM_CALLS"
+    assert "at most RESILIENT_BREAKER_WINDOW_SIZE (20)" in caught.value.expected
+    with pytest.raises(ConfigurationError) as explicit:
+        CircuitBreaker("payments", minimum_calls=30, settings=settings)
+    assert explicit.value.name == "minimum_calls"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "accepted"),
+    [
+        ("reset_timeout", 0, True),
+        ("reset_timeout", 1e20, False),  # past 10 years: a mistake
+        ("probe_timeout", 0, False),
+        ("slow_call_duration", timedelta(days=1), True),
+        ("failure_rate", float("nan"), False),
+        ("window_size", 3.0, False),
+        ("force_open", 1, True),
+    ],
+)
+def test_a_keyword_and_its_variable_accept_the_same_values(
+    field: str, value: Any, accepted: bool
+) -> None:
+    """CircuitBreaker(field=v) works exactly when RESILIENT_BREAKER_FIELD=v does."""
+    variable = f"RESILIENT_BREAKER_{field.upper()}"
+
+    def from_code() -> CircuitBreaker:
+        options: dict[str, Any] = {field: value}
+        return CircuitBreaker("same", **options)
+
+    def from_config() -> CircuitBreaker:
+        return CircuitBreaker("same", settings=Settings.from_env({}, config={variable: value}))
+
+    for name, build in ((field, from_code), (variable, from_config)):
+        if accepted:
+            build().shutdown()
+            continue
+        with pytest.raises(ConfigurationError) as caught:
+            build()
+        assert caught.value.name == name
