@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from resilient import CircuitBreaker, RateLimiter, cached, rate_limited
-from resilient.errors import CircuitOpenError, RateLimitExceeded
+from resilient import CircuitBreaker, RateLimiter, cached, circuit_breaker, rate_limited
+from resilient.errors import CircuitOpenError, ConfigurationError, RateLimitExceeded
 
 
 def make_class(decorate: Callable[[Any], Any], calls: list[str]) -> Any:
@@ -118,3 +118,51 @@ def test_names_signatures_and_inspect_survive(decorate: Callable[[Any], Any]) ->
         assert str(inspect.signature(bound)) == "(x: 'int') -> 'int'"  # postponed annotations
     assert inspect.iscoroutinefunction(service.outer_async)
     assert not inspect.iscoroutinefunction(service.outer_class)
+
+
+@pytest.mark.parametrize(
+    ("decorate", "close"),
+    [
+        # Type checkers catch these too (hence the ignores); the run time must as well.
+        (lambda: cached(stale_while_revalidat=3), "stale_while_revalidate"),  # type: ignore[call-overload]
+        (lambda: cached(ttl=5, hmac_algoritm="sha256"), "hmac_algorithm"),  # type: ignore[call-overload]
+        (lambda: circuit_breaker("payments", fial_max=3), "fail_max"),
+        (lambda: circuit_breaker(reset_timout=3), "reset_timeout"),
+        (lambda: rate_limited("1/second", fail_mod="open"), "fail_mode"),  # type: ignore[arg-type]
+    ],
+    ids=["cached", "cached-with-ttl", "breaker", "breaker-unnamed", "rate_limited"],
+)
+def test_unknown_options_fail_at_decoration_with_the_close_name(
+    decorate: Callable[[], Any], close: str
+) -> None:
+    """A misspelt option fails when the decorator is written, suggesting the real one."""
+    with pytest.raises(ConfigurationError, match=f"did you mean {close}\\?"):
+        decorate()
+
+
+def test_when_settings_are_read_is_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only unknown options fail early: @cached reads the environment at decoration,
+    @circuit_breaker and @rate_limited at their first call, as before."""
+    monkeypatch.setenv("RESILIENT_BREAKER__LATE__FAIL_MAX", "many")
+    monkeypatch.setenv("RESILIENT_RATELIMIT__LATER__MODE", "sometimes")
+
+    @circuit_breaker("late")
+    def guarded() -> int:
+        return 1
+
+    @rate_limited("5/second", name="later")
+    def limited() -> int:
+        return 1
+
+    # Settings read all variables: one bad variable at a time, so each error is its own.
+    monkeypatch.delenv("RESILIENT_RATELIMIT__LATER__MODE")
+    with pytest.raises(ConfigurationError, match="RESILIENT_BREAKER__LATE__FAIL_MAX"):
+        guarded()
+    monkeypatch.delenv("RESILIENT_BREAKER__LATE__FAIL_MAX")
+    monkeypatch.setenv("RESILIENT_RATELIMIT__LATER__MODE", "sometimes")
+    with pytest.raises(ConfigurationError, match="RESILIENT_RATELIMIT__LATER__MODE"):
+        limited()
+    monkeypatch.delenv("RESILIENT_RATELIMIT__LATER__MODE")
+    monkeypatch.setenv("RESILIENT_CACHE_TTL", "0")
+    with pytest.raises(ConfigurationError, match="RESILIENT_CACHE_TTL has value '0'"):
+        cached(lambda: 1)

@@ -13,11 +13,11 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from resilient._descriptors import through_descriptor
 from resilient.backends import AsyncBackend, SyncBackend
-from resilient.config import Settings
+from resilient.config import Settings, check_option_names
 from resilient.errors import ConfigurationError
 from resilient.ratelimit.decision import Decision
 from resilient.ratelimit.limiter import ANONYMOUS, Limits, RateLimiter
@@ -29,6 +29,11 @@ __all__ = ["rate_limited"]
 F = TypeVar("F", bound=Callable[..., Any])
 KeyArg = str | Callable[..., "str | None"] | None
 CostArg = int | Callable[..., int]
+_OPTIONS = frozenset({
+    "limits", "key", "cost", "name", "scope", "exempt", "wait", "max_wait", "limiter",
+    "strategy", "mode", "fail_mode", "url", "backend", "async_backend", "settings", "sleep",
+    "async_sleep",
+})  # fmt: skip
 
 
 class _Lazy:
@@ -71,6 +76,7 @@ def rate_limited(
     settings: Settings | None = None,
     sleep: Callable[[float], object] = time.sleep,
     async_sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    **unknown: NoReturn,
 ) -> Callable[[F], F]:
     """Rate-limit a function (sync or async).
 
@@ -100,12 +106,15 @@ def rate_limited(
         async_sleep: the sleep of async waits (inject one in tests).
 
     Raises:
-        ConfigurationError: at decoration, for arguments that cannot work; at the first
-            call, for unusable settings.
+        ConfigurationError: at decoration, for arguments that cannot work or are unknown
+            (naming the closest known one); at the first call, for unusable settings.
         RateLimitExceeded: from the decorated function, when a call is over the limit.
 
     .. versionadded:: 0.1
     """
+    # Typed NoReturn (no value fits), an unknown keyword is an error for type checkers;
+    # at run time it lands here, not in a TypeError, so that the error can suggest a name.
+    check_option_names(unknown, _OPTIONS, "rate_limited")
     options: dict[str, object] = {
         "strategy": strategy,
         "mode": mode,
