@@ -38,14 +38,37 @@ Highest first:
 ## Value formats
 
 - booleans: `1`, `0`, `true`, `false`, `yes`, `no`;
-- durations: plain seconds (`1.5`) or with a unit: `250ms`, `30s`, `5m`, `1h`;
+- durations: plain seconds (`1.5`) or with a unit: `250ms`, `30s`, `5m`, `1h`; at most
+  10 years (a longer one is a mistake: 400 digits would be infinite). Timeouts, times to
+  live and leases must be above 0, since 0 would fail every operation;
 - limits: the syntax of the `limits` package, several separated by `;` (`10/second;500/hour`);
 - backend URLs: `memory://`, `redis://`, `rediss://`, `unix://`, `redis+cluster://`,
-  `redis+sentinel://` (see [Backends](backends.md)).
+  `redis+sentinel://` (see [Backends](backends.md)); percent-encode a password's
+  special characters (`%23` for `#`), else the port cannot be read and the URL is refused.
 
-A bad value raises `ConfigurationError` naming the variable, its value and what was
-expected. An unknown `RESILIENT_*` variable gives a warning naming the closest known one.
-`resilient config` prints the effective settings and where each came from, with secrets masked.
+## Errors and warnings
+
+A bad value raises `ConfigurationError` when the object that reads it is built (the
+decorator for `@cached`, the first call for `@circuit_breaker` and `@rate_limited`),
+naming the variable, its value and what was expected. The keyword arguments of the
+decorators and constructors are checked by the same parsers, so `@cached(lock_ttl=0)` is
+valid exactly when `RESILIENT_CACHE_LOCK_TTL=0` is; in code, durations are numbers of
+seconds or a `timedelta`, not text. An error names the keyword when the value came from
+code and the variable (`RESILIENT_BREAKER__PAYMENTS__MINIMUM_CALLS`) when it came from the
+environment or framework config. An option a decorator does not know fails when it is
+applied, with the closest known name (`did you mean fail_max?`).
+
+An unknown `RESILIENT_*` variable gives a warning naming the closest known one; for a
+per-name variable the suggestion keeps the name (`RESILIENT_BREAKER__PAYMENTS__FAIL_MAX`).
+
+## Secrets
+
+Passwords never show: in the userinfo (`redis://app:***@cache:6379/0`) or the query
+(`?password=***`, `?sentinel_password=***`) of a URL, percent-encoded or not. This holds for
+`resilient config` (table and `--format json`), error messages and their `args`, warnings
+(which name a variable, never its value), and the `repr` of settings, their sections and
+backends. The HMAC key (`RESILIENT_CACHE_HMAC_KEY`) shows as `***`.
+`resilient config` prints the effective settings and where each came from.
 """
 
 
