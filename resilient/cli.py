@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -20,7 +21,12 @@ __all__ = ["main"]
 
 
 def _config(args: argparse.Namespace, out: TextIO) -> int:
-    rows = Settings.from_env().explain()
+    # Shown as the command's own lines: a Python warning would point at this file.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = Settings.from_env().explain()
+    for warning in caught:
+        print(f"resilient: warning: {warning.message}", file=sys.stderr)
     if args.format == "json":
         payload = [{"name": n, "value": v, "source": s} for n, v, s in rows]
         json.dump(payload, out, indent=2)

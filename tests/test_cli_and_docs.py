@@ -100,3 +100,17 @@ def test_readme_quickstart_has_two_commands_that_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     for command in commands:
         assert command in ci
+
+
+def test_config_reports_unknown_variables_by_name_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt variable is a line of the command's own, with the suggestion, and the
+    value (here a URL with a password) is never shown."""
+    monkeypatch.setenv("RESILIENT_CACHE__USERS__URLL", "redis://:hunter2@cache:6379/0")
+    assert main(["config"], io.StringIO()) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "resilient: warning: unknown setting RESILIENT_CACHE__USERS__URLL; "
+        "did you mean RESILIENT_CACHE__USERS__URL?\n"
+    )
