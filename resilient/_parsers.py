@@ -46,6 +46,7 @@ class Parser:
     expected: str
     parse: Callable[[str], object]
     typed: Callable[[object], object] | None = None
+    choices: tuple[str, ...] = ()  # what a choice() accepts, for code that lists them
 
     def convert(self, raw: object) -> object:
         """``raw`` (text or a typed value) as this setting's value; ``ValueError`` if unusable."""
@@ -223,7 +224,7 @@ def choice(*options: str) -> Parser:
             raise ValueError
         return text
 
-    return Parser("choice", "one of " + ", ".join(options), parse)
+    return Parser("choice", "one of " + ", ".join(options), parse, choices=options)
 
 
 BOOL = Parser("bool", "a boolean: 1, 0, true, false, yes or no", _bool, _typed_bool)

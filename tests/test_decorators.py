@@ -166,3 +166,23 @@ def test_when_settings_are_read_is_unchanged(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RESILIENT_CACHE_TTL", "0")
     with pytest.raises(ConfigurationError, match="RESILIENT_CACHE_TTL has value '0'"):
         cached(lambda: 1)
+
+
+@pytest.mark.parametrize("option", ["strategy", "mode", "fail_mode"])
+def test_rate_limited_choices_are_those_of_the_settings_table(option: str) -> None:
+    """@rate_limited(mode=...) accepts exactly the names RESILIENT_RATELIMIT_MODE does."""
+    from resilient._variables import BY_KEY
+    from resilient.config import Settings
+
+    variable = f"RATELIMIT_{option.upper()}"
+    choices = BY_KEY[variable].parser.choices
+    assert choices
+    for value in (*choices, "bogus"):
+        options: dict[str, Any] = {option: value}
+        try:
+            Settings.from_env({f"RESILIENT_{variable}": value})
+        except ConfigurationError:
+            with pytest.raises(ConfigurationError, match=option):
+                rate_limited("1/second", **options)
+        else:
+            rate_limited("1/second", **options)

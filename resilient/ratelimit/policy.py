@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 
+from resilient._variables import BY_KEY
 from resilient.errors import ConfigurationError
 
 __all__ = [
@@ -27,12 +28,14 @@ __all__ = [
     "warn_if_large",
 ]
 
+# The choices are those of the settings table, so that an argument and its variable
+# (RESILIENT_RATELIMIT_STRATEGY, ...) accept the same names.
 #: Counting strategies, as ``limits`` names them; the first is the default.
-STRATEGIES = ("sliding-window-counter", "fixed-window", "moving-window")
+STRATEGIES = BY_KEY["RATELIMIT_STRATEGY"].parser.choices
 #: ``enforce`` rejects, ``shadow`` counts and reports would-be rejections, ``off`` skips.
-MODES = ("enforce", "shadow", "off")
+MODES = BY_KEY["RATELIMIT_MODE"].parser.choices
 #: What a decision is when the backend fails: admit, reject, or count in memory meanwhile.
-FAIL_MODES = ("open", "closed", "local")
+FAIL_MODES = BY_KEY["RATELIMIT_FAIL_MODE"].parser.choices
 #: A moving window stores one entry per unit of cost; above this amount we warn.
 MOVING_WINDOW_WARN_AMOUNT = 1000
 
