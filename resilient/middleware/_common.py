@@ -36,6 +36,7 @@ def build_pipeline(
     asynchronous: bool,
     given: bool,
     on_reject: RejectionFactory | None = None,
+    hmac_key: str | bytes | None = None,
 ) -> Pipeline:
     """The steps of a middleware, configured once.
 
@@ -53,13 +54,18 @@ def build_pipeline(
         given: ``backend`` was injected: rate limits count there too (otherwise where
             their own settings say).
         on_reject: builds the body of 429 and 503 answers.
+        hmac_key: signs stored responses; ``None`` for ``RESILIENT_HTTP_CACHE_HMAC_KEY``,
+            else ``RESILIENT_CACHE_HMAC_KEY`` (neither: unsigned).
     """
     # An injected clock moves everything in tests; the default wall clock is not for
     # counting windows and timeouts (limiters and breakers then use their monotonic one).
     timer = None if clock is time.time else clock
     routes = Routes(rules, settings, backend=backend if given else None,
                     asynchronous=asynchronous, clock=timer)  # fmt: skip
-    store = ResponseStore(backend, prefix=settings.http.key_prefix)
+    if hmac_key is None:
+        hmac_key = settings.http.cache_hmac_key or settings.cache.hmac_key
+    store = ResponseStore(backend, prefix=settings.http.key_prefix, hmac_key=hmac_key,
+                          hmac_algorithm=settings.cache.hmac_algorithm)  # fmt: skip
     steps: list[Step] = []
     gate = LimitStep(asynchronous, clock, on_reject) if routes.has_limits else None
     if gate is not None:

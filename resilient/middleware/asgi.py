@@ -123,6 +123,10 @@ class ResilientASGIMiddleware:
             503 while a circuit is open) from a :class:`~resilient.sansio.Rejection`;
             ``Retry-After`` and the rate-limit fields are added unless it sets them.
             Default: an RFC 9457 ``application/problem+json`` body.
+        hmac_key: signs every stored response; a record failing verification (altered
+            or forged in Redis, or copied under another key) is a miss. Default:
+            ``RESILIENT_HTTP_CACHE_HMAC_KEY``, else ``RESILIENT_CACHE_HMAC_KEY``; the
+            algorithm is ``RESILIENT_CACHE_HMAC_ALGORITHM``.
 
     Raises:
         ConfigurationError: a rule, policy or setting is unusable.
@@ -139,6 +143,7 @@ class ResilientASGIMiddleware:
         backend: AsyncBackend | None = None,
         clock: Clock = time.time,
         on_reject: RejectionFactory | None = None,
+        hmac_key: str | bytes | None = None,
     ) -> None:
         settings = Settings.from_env() if settings is None else settings
         given = backend is not None
@@ -149,7 +154,8 @@ class ResilientASGIMiddleware:
         self.app = app
         self.backend = backend
         self._pipeline = build_pipeline(rules, settings, backend, clock, asynchronous=True,
-                                        given=given, on_reject=on_reject)  # fmt: skip
+                                        given=given, on_reject=on_reject,
+                                        hmac_key=hmac_key)  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -13,6 +13,11 @@ only: the variants of the old generation can no longer be reached and expire on 
 own, and a marker is only ever created with ``SET NX``, so a slow writer cannot bring an
 invalidated generation back. Keys hold fixed-length digests, never client input.
 
+With an HMAC key every record is signed, and the signature covers the key it is stored
+under: a record that was altered, forged by someone who can write to Redis, or copied
+under another URL's key fails verification and is a miss, never served. Records are
+JSON and raw bytes either way (never pickle); signing is about who wrote them.
+
 Every method is a flow (:mod:`._drivers`): the same code runs over a sync backend under
 WSGI and an asyncio backend under ASGI. Backend errors propagate to the caller, which
 decides what failing open means.
@@ -20,11 +25,15 @@ decides what failing open means.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from resilient.backends.base import AsyncBackend, SyncBackend
+from resilient.cache.wire import ALGORITHMS
+from resilient.errors import ConfigurationError
 from resilient.middleware._drivers import Call, Flow
 from resilient.sansio.caching import url_digest, variant_digest, vary_values
 from resilient.sansio.entry import StoredResponse, VaryMarker, decode_record
@@ -44,9 +53,15 @@ class _Decoded:
     are immutable, so sharing them between requests is safe.
     """
 
-    __slots__ = ("_items", "_lock", "max_bytes", "max_items")
+    __slots__ = ("_items", "_lock", "max_bytes", "max_items", "opener")
 
-    def __init__(self, max_items: int = 256, max_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        opener: Callable[[str, bytes], bytes | None],
+        max_items: int = 256,
+        max_bytes: int = 64 * 1024,
+    ) -> None:
+        self.opener = opener
         self.max_items = max_items
         self.max_bytes = max_bytes
         self._items: dict[str, tuple[bytes, StoredResponse | VaryMarker]] = {}
@@ -57,8 +72,9 @@ class _Decoded:
             return None
         known = self._items.get(key)
         if known is not None and (known[0] is raw or known[0] == raw):
+            # The very bytes verified under this very key before: no need to again.
             return known[1]
-        record = decode_record(raw)
+        record = decode_record(self.opener(key, raw))
         if record is not None and len(raw) <= self.max_bytes:
             with self._lock:
                 while len(self._items) >= self.max_items:
@@ -73,16 +89,57 @@ class ResponseStore:
     Args:
         backend: a sync backend (WSGI) or an asyncio backend (ASGI).
         prefix: prefix of every key.
+        hmac_key: signs every record, and a record failing verification is a miss
+            (``None``: records are not signed).
+        hmac_algorithm: ``sha256``, ``sha384`` or ``sha512``; the only one accepted.
+
+    Raises:
+        ConfigurationError: an unknown algorithm, or an empty key.
 
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_decoded", "backend", "prefix")
+    __slots__ = ("_algorithm", "_decoded", "_hmac_key", "_size", "backend", "prefix")
 
-    def __init__(self, backend: SyncBackend | AsyncBackend, *, prefix: str = "resilient:http"):
+    def __init__(
+        self,
+        backend: SyncBackend | AsyncBackend,
+        *,
+        prefix: str = "resilient:http",
+        hmac_key: str | bytes | None = None,
+        hmac_algorithm: str = "sha256",
+    ) -> None:
+        if hmac_algorithm not in ALGORITHMS:
+            raise ConfigurationError("hmac_algorithm", hmac_algorithm,
+                                     "one of " + ", ".join(ALGORITHMS))  # fmt: skip
+        if hmac_key is not None and not hmac_key:
+            raise ConfigurationError("hmac_key", "", "a non-empty secret, or None")
         self.backend = backend
         self.prefix = prefix
-        self._decoded = _Decoded()
+        self._hmac_key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
+        self._algorithm = hmac_algorithm
+        self._size = hashlib.new(hmac_algorithm).digest_size
+        self._decoded = _Decoded(self._open)
+
+    def _sign(self, key: str, data: bytes) -> bytes:
+        assert self._hmac_key is not None
+        mac = hmac.new(self._hmac_key, key.encode("utf-8", "surrogatepass"), self._algorithm)
+        mac.update(b"\x00")
+        mac.update(data)
+        return mac.digest()
+
+    def _seal(self, key: str, data: bytes) -> bytes:
+        """The bytes to store under ``key``: ``data``, signed when there is a key."""
+        return data if self._hmac_key is None else self._sign(key, data) + data
+
+    def _open(self, key: str, raw: bytes) -> bytes | None:
+        """The record in ``raw`` read from ``key``; ``None`` when it fails verification."""
+        if self._hmac_key is None:
+            return raw
+        size = self._size
+        if len(raw) < size or not hmac.compare_digest(raw[:size], self._sign(key, raw[size:])):
+            return None
+        return raw[size:]
 
     def primary_key(self, url: str) -> str:
         """The key a URL's response or Vary marker lives under."""
@@ -120,22 +177,24 @@ class ResponseStore:
         """Store ``entry`` for ``ttl`` seconds; ``fields`` are the ones it varies on."""
         primary = self.primary_key(entry.url)
         if not fields:
-            yield Call(self.backend.set, primary, entry.encode(), ttl)
+            yield Call(self.backend.set, primary, self._seal(primary, entry.encode()), ttl)
             return
         marker = VaryMarker(fields, secrets.token_hex(8))
         marker_ttl = max(ttl, MARKER_TTL)
-        created = yield Call(self.backend.set, primary, marker.encode(), marker_ttl,
-                             only_if_new=True)  # fmt: skip
+        sealed = self._seal(primary, marker.encode())
+        created = yield Call(self.backend.set, primary, sealed, marker_ttl, only_if_new=True)
         if not created:
-            current = decode_record((yield Call(self.backend.get, primary)))
+            raw = yield Call(self.backend.get, primary)
+            current = None if raw is None else decode_record(self._open(primary, raw))
             if isinstance(current, VaryMarker) and current.fields == fields:
                 marker = current
             else:
-                # A response without Vary, or with other fields, was there: this one's
-                # fields win and the old variants become unreachable.
-                yield Call(self.backend.set, primary, marker.encode(), marker_ttl)
+                # A response without Vary, or with other fields (or a record failing
+                # verification), was there: this one's fields win and the old variants
+                # become unreachable.
+                yield Call(self.backend.set, primary, sealed, marker_ttl)
         key = self.variant_key(entry.url, marker.generation, entry.vary)
-        yield Call(self.backend.set, key, entry.encode(), ttl)
+        yield Call(self.backend.set, key, self._seal(key, entry.encode()), ttl)
 
     def invalidate(self, urls: Sequence[str]) -> Flow[None]:
         """Forget every stored response of ``urls`` (one key each; Cluster-safe)."""

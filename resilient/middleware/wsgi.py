@@ -101,6 +101,10 @@ class ResilientWSGIMiddleware:
             503 while a circuit is open) from a :class:`~resilient.sansio.Rejection`;
             ``Retry-After`` and the rate-limit fields are added unless it sets them.
             Default: an RFC 9457 ``application/problem+json`` body.
+        hmac_key: signs every stored response; a record failing verification (altered
+            or forged in Redis, or copied under another key) is a miss. Default:
+            ``RESILIENT_HTTP_CACHE_HMAC_KEY``, else ``RESILIENT_CACHE_HMAC_KEY``; the
+            algorithm is ``RESILIENT_CACHE_HMAC_ALGORITHM``.
 
     Raises:
         ConfigurationError: a rule, policy or setting is unusable.
@@ -117,6 +121,7 @@ class ResilientWSGIMiddleware:
         backend: SyncBackend | None = None,
         clock: Clock = time.time,
         on_reject: RejectionFactory | None = None,
+        hmac_key: str | bytes | None = None,
     ) -> None:
         settings = Settings.from_env() if settings is None else settings
         given = backend is not None
@@ -127,7 +132,8 @@ class ResilientWSGIMiddleware:
         self.app = app
         self.backend = backend
         self._pipeline = build_pipeline(rules, settings, backend, clock, asynchronous=False,
-                                        given=given, on_reject=on_reject)  # fmt: skip
+                                        given=given, on_reject=on_reject,
+                                        hmac_key=hmac_key)  # fmt: skip
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
