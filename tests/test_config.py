@@ -276,12 +276,16 @@ def test_zero_is_refused_where_it_would_break_every_call(name: str, raw: str) ->
 
 
 def test_zero_timeouts_in_a_backend_url_are_refused_too() -> None:
-    """?timeout=0 in a URL is the same mistake as RESILIENT_OP_TIMEOUT=0."""
+    """?timeout=0 in a URL, or timeout=0 given to backend_from_url, is the same mistake as
+    RESILIENT_OP_TIMEOUT=0."""
     from resilient.backends import backend_from_url
 
     for option in ("timeout", "connect_timeout"):
         with pytest.raises(ConfigurationError, match=f"{option} in backend URL has value '0'"):
             backend_from_url(f"memory://?{option}=0")
+        keyword: dict[str, object] = {option: 0}
+        with pytest.raises(ConfigurationError, match=f"^{option} has value 0; expected a dur"):
+            backend_from_url("memory://", **keyword)
 
 
 @pytest.mark.parametrize(

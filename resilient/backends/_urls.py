@@ -77,6 +77,13 @@ def parse_options(url: str, parts: SplitResult, keywords: Mapping[str, Any]) -> 
             raise ConfigurationError(
                 name, value, "a backend option: " + ", ".join(sorted(_KEYWORDS))
             )
+        parser = _QUERY_PARSERS.get(name)
+        if parser is not None and value is not None:
+            # A keyword takes what the query takes: timeout=0 would fail every operation.
+            try:
+                value = parser.convert(value)
+            except ValueError:
+                raise ConfigurationError(name, value, parser.expected) from None
         values[name] = value
     return replace(BackendOptions(passthrough=passthrough), **values)
 
