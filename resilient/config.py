@@ -19,7 +19,6 @@ passwords, the HMAC key) are masked in everything shown: errors, reprs, ``explai
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import warnings
@@ -27,6 +26,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from resilient._checks import (
+    NAMED,
+    check_option,
+    check_option_names,
+    closest,
+    parse,
+    shown_value,
+    suggest_variable,
+)
 from resilient._secrets import MASK, mask_text, mask_url
 from resilient._sections import BreakerSettings, CacheSettings, HttpSettings, RateLimitSettings
 from resilient._variables import BY_KEY, NAMED_SECTIONS, VARIABLES, Variable
@@ -46,7 +54,6 @@ __all__ = [
 
 _RANK = {"default": 0, "env": 1, "env per-name": 2, "framework": 3,
          "framework per-name": 4, "argument": 5}  # fmt: skip
-_NAMED = re.compile(r"^(?P<section>[A-Z]+)__(?P<name>[A-Z0-9_]+?)__(?P<field>[A-Z0-9_]+)$")
 
 
 _SECTION_TYPES: dict[str, type[Any]] = {
@@ -129,11 +136,11 @@ class Settings:
         for name, raw in (overrides or {}).items():
             known = BY_KEY.get(name.upper())
             if known is None:
-                close = _closest(name.upper())
+                close = closest(name.upper())
                 hint = f"did you mean {close.key}?" if close else "no setting has a similar name"
-                shown = _shown(close, raw) if close else raw
+                shown = shown_value(close, raw) if close else raw
                 raise ConfigurationError(name, shown, f"a known setting name ({hint})")
-            values[known.key] = _Value(_parse(known, raw, name), "argument", name)
+            values[known.key] = _Value(parse(known, raw, name), "argument", name)
         sections: dict[str, Any] = {
             section: _build_section(kind, section, values)
             for section, kind in _SECTION_TYPES.items()
@@ -237,107 +244,23 @@ def _read_layer(
         key = full_name[len(prefix) :]
         variable = BY_KEY.get(key)
         if variable is not None:
-            values[key] = _Value(_parse(variable, raw, full_name), source, full_name)
+            values[key] = _Value(parse(variable, raw, full_name), source, full_name)
             continue
-        match = _NAMED.match(key)
+        match = NAMED.match(key)
         if match is not None:
             section = match.group("section").lower()
             variable = BY_KEY.get(f"{match.group('section')}_{match.group('field')}")
             if section in NAMED_SECTIONS and variable is not None:
                 slot = (section, match.group("name"), variable.field)
-                parsed = _parse(variable, raw, full_name)
+                parsed = parse(variable, raw, full_name)
                 named[slot] = _Value(parsed, f"{source} per-name", full_name)
                 continue
         if warn_unknown:
             # The name only, never the value: a misspelt URL variable holds a password.
-            suggestion = _suggest_variable(key)
+            suggestion = suggest_variable(key)
             hint = f"did you mean {prefix}{suggestion}?" if suggestion else (
                 "no setting has a similar name")  # fmt: skip
             warnings.warn(f"unknown setting {full_name}; {hint}", stacklevel=4)
-
-
-def _closest(key: str) -> Variable | None:
-    close = difflib.get_close_matches(key, list(BY_KEY), n=1, cutoff=0.5)
-    return BY_KEY[close[0]] if close else None
-
-
-def _suggest_variable(key: str) -> str | None:
-    """The known variable ``key`` (unprefixed) most likely means, or None."""
-    match = _NAMED.match(key)
-    if match is not None:
-        # A per-name variable: correct the section and the field, keep the name.
-        sections = [section.upper() for section in NAMED_SECTIONS]
-        section = difflib.get_close_matches(match.group("section"), sections, n=1, cutoff=0.5)
-        if section:
-            fields = [v.field.upper() for v in VARIABLES if v.section.upper() == section[0]]
-            field = difflib.get_close_matches(match.group("field"), fields, n=1, cutoff=0.5)
-            if field:
-                return f"{section[0]}__{match.group('name')}__{field[0]}"
-    close = _closest(key)
-    return close.key if close else None
-
-
-def _shown(variable: Variable, raw: object) -> object:
-    """``raw`` as an error may show it: a URL's password masked, other secrets hidden."""
-    if variable.secret and raw is not None and raw != "":
-        return mask_url(raw) if isinstance(raw, str) and variable.parser.kind == "url" else MASK
-    return raw
-
-
-def _parse(variable: Variable, raw: object, name: str) -> object:
-    try:
-        return variable.parser.convert(raw)
-    except ValueError:
-        raise ConfigurationError(name, _shown(variable, raw), variable.parser.expected) from None
-
-
-def check_option(section: str, field: str, value: object, keyword: str | None = None) -> Any:
-    """``value`` given in code for the setting ``section``/``field``, checked by its parser.
-
-    Decorators and constructors call this for their keyword arguments, so that a keyword
-    accepts exactly what its variable accepts. The error names ``keyword`` (default: the
-    field): the value came from code, not from the environment.
-
-    Raises:
-        ConfigurationError: the value is not one the variable would accept.
-    """
-    variable = BY_KEY[f"{section}_{field}".upper() if section else field.upper()]
-    parser = variable.parser
-    if parser.typed is None:
-        return _parse(variable, value, keyword or field)
-    # In code a number is a number: "30s" is for the environment, and text where a
-    # number is due is a mistake to report, not to read.
-    try:
-        return parser.typed(value)
-    except ValueError:
-        expected = parser.expected
-        if parser.kind in _IN_CODE:
-            expected += f" (in code: {_IN_CODE[parser.kind]})"
-        raise ConfigurationError(keyword or field, _shown(variable, value), expected) from None
-
-
-#: What a typed parser takes in code, where it differs from its text form.
-_IN_CODE = {
-    "duration": "a number of seconds or a timedelta",
-    "bool": "True or False",
-    "int": "an int",
-    "float": "an int or a float",
-    "percent": "an int or a float",
-}
-
-
-def check_option_names(given: Mapping[str, object], known: frozenset[str], owner: str) -> None:
-    """Refuse options that ``owner`` does not know, suggesting the closest known name.
-
-    Raises:
-        ConfigurationError: naming the first unknown option, with its value.
-    """
-    for name, value in given.items():
-        if name in known:
-            continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]}?" if close else "known: " + ", ".join(sorted(known))
-        raise ConfigurationError(name, value, f"an option of {owner} ({hint})")
 
 
 def _build_section(kind: type[_S], section: str, values: Mapping[str, _Value]) -> _S:
