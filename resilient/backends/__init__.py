@@ -170,8 +170,14 @@ def _redis_factories(
         from resilient.backends.redis import AsyncRedisBackend
 
         client = options.client or build(parts, options, asyncio=True)
+        factory = None
+        if not (options.client or options.connection_pool):  # ours: one client per loop
+
+            def factory() -> Any:
+                return build(parts, options, asyncio=True)
+
         return AsyncRedisBackend(client, name=_urls.safe_name(parts), lane=lane(parts, options),
-                                 **guard(options))  # fmt: skip
+                                 client_factory=factory, **guard(options))  # fmt: skip
 
     return sync, asyncio
 

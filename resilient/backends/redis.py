@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import NoScriptError, RedisError
 
-from resilient.backends._batching import EvalBatcher
 from resilient.backends._guard import BackendGuard
 from resilient.backends._lane import LaneAddress, SyncLane
 from resilient.backends._lane_async import ECHO, AsyncLane
+from resilient.backends._per_loop import PerLoop
 from resilient.backends._pubsub import AsyncSubscription, ThreadSubscription
 from resilient.backends.base import (
     Clock,
@@ -176,11 +176,17 @@ class AsyncRedisBackend:
     Takes the same arguments as :class:`RedisBackend`, with an asyncio client, and:
 
     Args:
-        eval_batch: most concurrent :meth:`eval` calls sent as one pipeline (see
-            ``_batching``); ``1`` sends each alone. Redis Cluster clients never batch.
         lane: where :meth:`eval`, :meth:`get` and :meth:`set` connect on their own,
-            pipelining by themselves, instead of going through ``client`` (private; set
-            by :func:`resilient.backends.async_backend_from_url`).
+            pipelining the commands of each loop turn, instead of going through
+            ``client`` (private; set by :func:`resilient.backends.async_backend_from_url`).
+        client_factory: builds a client like ``client`` for each further event loop the
+            backend is used from (private; set for the clients that
+            :func:`resilient.backends.async_backend_from_url` builds). Without it the
+            backend uses ``client`` in any loop, as redis-py allows.
+
+    One backend serves any number of event loops (threads with loops of their own,
+    ``asyncio.run()`` per call): connections are kept per loop and closed when their
+    loop shuts down, while the guard, and so its count of failures, is the backend's.
 
     .. versionadded:: 0.1
     """
@@ -195,29 +201,39 @@ class AsyncRedisBackend:
         guard_failures: int = 3,
         guard_cooldown: float = 1.0,
         clock: Clock = monotonic,
-        eval_batch: int = 128,
         lane: LaneAddress | None = None,
+        client_factory: Callable[[], Any] | None = None,
     ) -> None:
-        self.client: Any = client
+        self._client: Any = client
         self.name = name
         self.clock = clock
         self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock)
-        import redis.asyncio  # the asyncio flavour only; sync users need not load it
+        self._lanes: PerLoop[AsyncLane] | None = None
+        if lane is not None:
+            self._lanes = PerLoop(lambda: AsyncLane(lane, asyncio.get_running_loop()),
+                                  AsyncLane.close)  # fmt: skip
+        self._clients: PerLoop[Any] | None = None
+        if client_factory is not None:
+            spare = [client]  # the first loop takes the client built with the backend
 
-        # One server only: a Cluster pipeline would split by node and retry on its own.
-        # Evals over a lane pipeline by themselves; redis-py ones batch on one server only.
-        batching = lane is None and isinstance(client, redis.asyncio.Redis) and eval_batch > 1
-        self._eval_batch = eval_batch if batching else 0
-        self._batcher: EvalBatcher | None = None
-        self._lane_address = lane
-        self._lane: AsyncLane | None = None
+            def build() -> Any:
+                return spare.pop() if spare else client_factory()
+
+            self._clients = PerLoop(build, _aclose_client)
+
+    @property
+    def client(self) -> Any:
+        """The running event loop's redis-py client (the first one outside a loop)."""
+        clients = self._clients
+        if clients is not None:
+            try:
+                return clients.get()
+            except RuntimeError:  # no running loop
+                pass
+        return self._client
 
     async def _run(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         self.guard.before()
-        return await self._attempt(operation)
-
-    async def _attempt(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        """``operation`` with errors mapped and the guard told; the caller ran ``before``."""
         try:
             result = await operation()
         except _FAILURES as exc:
@@ -228,16 +244,10 @@ class AsyncRedisBackend:
         return result
 
     def _loop_lane(self) -> AsyncLane | None:
-        """The lane of the running loop (a connection belongs to the loop that opened it),
-        or ``None`` when commands go through the client."""
-        address = self._lane_address
-        if address is None:
-            return None
-        lane = self._lane
-        loop = asyncio.get_running_loop()
-        if lane is None or lane.loop is not loop:
-            lane = self._lane = AsyncLane(address, loop)
-        return lane
+        """The running loop's lane (a connection belongs to the loop that opened it), or
+        ``None`` when commands go through the client."""
+        lanes = self._lanes
+        return None if lanes is None else lanes.get()
 
     async def get(self, key: str) -> bytes | None:
         """``GET key``."""
@@ -277,19 +287,12 @@ class AsyncRedisBackend:
     ) -> object:
         """``EVALSHA``; loads the script once when the server does not know it yet.
 
-        Evals started in the same event-loop turn go out as one pipeline.
+        Over a lane, the evals started in the same event-loop turn share one write.
         """
         lane = self._loop_lane()
         if lane is not None:
             return await self._run(lambda: lane.eval(script, keys, args))
-        if not self._eval_batch:
-            return await self._run(lambda: self._evalsha(script, keys, args))
-        batcher = self._batcher
-        loop = asyncio.get_running_loop()
-        if batcher is None or batcher.loop is not loop:
-            # Per loop: a batch must never mix callers (and futures) of two loops.
-            batcher = self._batcher = EvalBatcher(self, loop, self._eval_batch)
-        return await batcher.eval(script, keys, args)
+        return await self._run(lambda: self._evalsha(script, keys, args))
 
     async def _evalsha(
         self, script: LuaScript, keys: Sequence[str], args: Sequence[ScriptArg]
@@ -314,8 +317,16 @@ class AsyncRedisBackend:
         return AsyncSubscription(self.client, channel, on_message, on_reset)
 
     async def aclose(self) -> None:
-        """Close the client and its connection pool."""
-        if self._lane is not None:
-            self._lane.close()
-            self._lane = None
-        await self.client.aclose()
+        """Close the running loop's connections (those of other loops close when their
+        loops shut down), or the given client and its pool."""
+        lanes = self._lanes
+        lane = None if lanes is None else lanes.pop()
+        if lane is not None:
+            lane.close()
+        clients = self._clients
+        client = None if clients is None else clients.pop()
+        await (client if client is not None else self._client).aclose()
+
+
+async def _aclose_client(client: Any) -> None:
+    await client.aclose()

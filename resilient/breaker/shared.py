@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 
 from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
-from resilient.backends._per_loop import PerLoop
 from resilient.backends.base import AsyncBackend, SyncBackend, hash_tag
 from resilient.breaker._script import EVENT
 from resilient.breaker.policies import ConsecutiveFailures
@@ -100,13 +100,15 @@ class SharedStore:
         self.name = name
         self.machine = machine
         self.backend = backend
-        # A fixed asyncio backend, or one per event loop built by the factory.
+        # A fixed asyncio backend, or one built by the factory at first use; either
+        # serves every event loop (it keeps connections per loop, and one guard).
         self._async: AsyncBackend | None = None
-        self._loop_backends: PerLoop[AsyncBackend] | None = None
+        self._async_factory: Callable[[], AsyncBackend] | None = None
         if callable(async_backend):
-            self._loop_backends = PerLoop(async_backend)
+            self._async_factory = async_backend
         else:
             self._async = async_backend
+        self._lock = threading.Lock()
         self._clock = clock
         self._time_source = time_source
         self._owns = owns_backends
@@ -179,8 +181,10 @@ class SharedStore:
         return Snapshot(STATES[state], generation, deadline, failures, successes)
 
     def _async_backend(self) -> AsyncBackend:
-        if self._loop_backends is not None:
-            return self._loop_backends.get()
+        if self._async is None and self._async_factory is not None:
+            with self._lock:
+                if self._async is None:
+                    self._async = self._async_factory()
         if self._async is None:
             raise ConfigurationError(
                 "async_backend", None, "an AsyncBackend for async calls to a shared breaker"
@@ -193,11 +197,8 @@ class SharedStore:
             self.backend.close()
 
     async def aclose(self) -> None:
-        """Close the backends this store built, the running loop's async one included."""
-        if self._loop_backends is not None:
-            backend = self._loop_backends.pop()
-            if backend is not None:
-                await backend.aclose()
-        elif self._async is not None and self._owns:
+        """Close the backends this store built (of the async one, the running loop's
+        connections)."""
+        if self._async is not None and (self._owns or self._async_factory is not None):
             await self._async.aclose()
         self.close()

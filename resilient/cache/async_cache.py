@@ -62,8 +62,8 @@ class AsyncCache(CacheCore):
         self._loop = loop
         if spec.backend is not None:
             self._backend = spec.backend
-        else:
-            # Built per event loop: a redis.asyncio client belongs to the loop it runs on.
+        elif self._backend is None:
+            # One for every event loop: it keeps connections per loop, and one guard.
             assert spec.url is not None
             self._backend = async_backend_from_url(spec.url, **spec.options)
         if self.coherence is not None:

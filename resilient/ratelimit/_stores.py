@@ -16,7 +16,6 @@ from typing import Any
 
 from resilient import _parsers
 from resilient.backends import AsyncBackend, SyncBackend, async_backend_from_url, backend_from_url
-from resilient.backends._per_loop import PerLoop
 from resilient.backends.base import Clock, monotonic
 from resilient.config import Settings
 from resilient.errors import ConfigurationError
@@ -66,7 +65,8 @@ class BackendSource:
     """Redis backends of one limiter: given ones, or built from a URL when first needed.
 
     Built lazily because a Cluster client connects as it is created; the URL is checked
-    at once. An asyncio backend belongs to one event loop, so one is built per loop.
+    at once. One asyncio backend serves every event loop (it keeps connections per loop),
+    so that its guard counts the failures of all of them.
     """
 
     def __init__(
@@ -86,9 +86,7 @@ class BackendSource:
         self._sync = sync
         self._owns_sync = False
         self._async = asyncio_backend
-        self._by_loop: PerLoop[AsyncBackend] = PerLoop(
-            lambda: async_backend_from_url(self.url or "", **self.options)
-        )
+        self._owns_async = False
         self._lock = threading.Lock()
 
     def sync(self) -> SyncBackend:
@@ -105,14 +103,19 @@ class BackendSource:
             return self._sync
 
     def asyncio(self) -> AsyncBackend:
-        """The asyncio backend for the running loop, built from the URL on first use."""
-        if self._async is not None:
-            return self._async
+        """The asyncio backend, built from the URL on first use."""
+        backend = self._async
+        if backend is not None:
+            return backend
         if self.url is None:
             raise ConfigurationError(
                 "async_backend", None, "an AsyncBackend for the asyncio methods"
             )
-        return self._by_loop.get()
+        with self._lock:
+            if self._async is None:
+                self._async = async_backend_from_url(self.url, **self.options)
+                self._owns_async = True
+            return self._async
 
     def close(self) -> None:
         """Close the sync backend if this source built it."""
@@ -121,10 +124,9 @@ class BackendSource:
             self._sync, self._owns_sync = None, False
 
     async def aclose(self) -> None:
-        """Close the asyncio backend this source built for the running loop."""
-        backend = self._by_loop.pop()
-        if backend is not None:
-            await backend.aclose()
+        """Close the running loop's connections of the asyncio backend this source built."""
+        if self._owns_async and self._async is not None:
+            await self._async.aclose()
 
 
 def choose_storage(
