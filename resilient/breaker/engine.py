@@ -104,6 +104,11 @@ class BreakerEngine(SharedMirror):
                 machine.cancel(permit, None, now)
                 self._degrade()
                 continue  # the machine decides alone now: ask it again
+            except BaseException:
+                # The caller is gone (cancelled, interrupted, the flow closed): free this
+                # process's slot; the driver hands back a lease granted meanwhile.
+                machine.cancel(permit, None, now)
+                raise
             if granted and snapshot.state == STATE_HALF_OPEN:
                 permit, transition = machine.confirm(permit, snapshot, now)
                 if transition is not None:

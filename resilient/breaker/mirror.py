@@ -5,10 +5,17 @@ that yields script operations; :meth:`SharedMirror._drive` runs a flow with the 
 backend and :meth:`SharedMirror._adrive` with the asyncio one (httpx's ``auth_flow``
 pattern). When Redis fails the mirror becomes authoritative (degraded) and the breaker
 decides alone; a resync that succeeds reconciles the two and ends that.
+
+An asyncio caller may be cancelled while its script runs. The script may run anyway
+(the request was written), so the round trip is shielded and finished in the
+background: a probe lease granted to a caller that is gone is handed back at once, and
+an outcome's answer is still applied to the mirror. Without that, a lease taken for a
+cancelled caller blocked every probe for ``probe_timeout``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -21,6 +28,10 @@ from resilient.errors import BackendError
 
 Op = tuple[str, int, int]  # script operation, generation, lease
 Flow = Generator[Op, tuple[Snapshot, bool], Any]
+Reply = tuple[Snapshot, bool]
+
+# Round trips finished for cancelled callers: the loop keeps weak references to tasks.
+_background: set[asyncio.Future[Any]] = set()
 
 
 class SharedMirror(Notifier):
@@ -42,6 +53,9 @@ class SharedMirror(Notifier):
                     reply = store.run(*op)
                 except BackendError as exc:
                     op = flow.throw(exc)
+                except BaseException:
+                    flow.close()  # interrupted: an admission frees its local probe slot
+                    raise
                 else:
                     op = flow.send(reply)
         except StopIteration as stop:
@@ -53,14 +67,43 @@ class SharedMirror(Notifier):
         try:
             op = next(flow)
             while True:
+                request = asyncio.ensure_future(store.arun(*op))
                 try:
-                    reply = await store.arun(*op)
+                    reply = await asyncio.shield(request)
                 except BackendError as exc:
                     op = flow.throw(exc)
+                except asyncio.CancelledError:
+                    flow.close()  # an admission frees its local probe slot
+                    self._finish_abandoned(op, request)
+                    raise
                 else:
                     op = flow.send(reply)
         except StopIteration as stop:
             return stop.value
+
+    def _finish_abandoned(self, op: Op, request: asyncio.Future[Reply]) -> None:
+        """Let the round trip of a cancelled caller end, and settle what it did."""
+        _background.add(request)
+        request.add_done_callback(_background.discard)
+        request.add_done_callback(lambda done: self._settle(op, done))
+
+    def _settle(self, op: Op, request: asyncio.Future[Reply]) -> None:
+        if request.cancelled() or request.exception() is not None:
+            return  # nothing was granted; a failed outcome is left to the next resync
+        snapshot, granted = request.result()
+        name, _, lease = op
+        if name == "acquire":
+            if granted and lease:
+                # Granted to a caller that is gone: free the slot for the others now.
+                store = self._store
+                assert store is not None
+                release = asyncio.ensure_future(store.arun("release", snapshot.generation, lease))
+                _background.add(release)
+                release.add_done_callback(_ignore_outcome)
+            return
+        transition = self._machine.apply(snapshot, self._clock())
+        if transition is not None:
+            self._notify_quietly(transition)
 
     # -- shared state upkeep -------------------------------------------------------------
 
@@ -113,3 +156,9 @@ class SharedMirror(Notifier):
 
     def _on_shared_reset(self) -> None:
         self.resync()
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    _background.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed release leaves the lease to expire

@@ -3,14 +3,18 @@ caller cancelled while taking one."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
-from resilient.breaker import CircuitBreaker
+from resilient.breaker import STATE_CLOSED, CircuitBreaker
 from resilient.errors import CircuitOpenError
-from tests.breaker.conftest import Maker
+from tests.breaker.conftest import PATIENT, Maker
 from tests.support.clock import FakeClock
+from tests.support.redis_servers import RedisServer, faulted
 
 
 class Boom(Exception):
@@ -55,3 +59,88 @@ def test_leases_taken_one_at_a_time_by_rebuilt_breakers_stop_at_permitted(
         breaker = make_shared("search", fail_max=1, reset_timeout=10, permitted_calls=permitted)
         admitted += _probes(breaker, 1)
     assert admitted == permitted
+
+
+@pytest.fixture
+async def on_redis() -> AsyncIterator[list[CircuitBreaker]]:
+    """Breakers built by a test over the real server, shut down afterwards."""
+    built: list[CircuitBreaker] = []
+    yield built
+    for breaker in built:
+        await breaker.ashutdown()
+
+
+def _redis_breaker(
+    built: list[CircuitBreaker], server: RedisServer, clock: FakeClock, **options: Any
+) -> CircuitBreaker:
+    breaker = CircuitBreaker("cancelled", shared=True, url=server.url, settings=PATIENT,
+                             clock=clock, resync_interval=0, **options)  # fmt: skip
+    built.append(breaker)
+    return breaker
+
+
+def _leases_held(server: RedisServer) -> int:
+    with server.client() as client:
+        return int(client.zcard("{resilient:breaker:cancelled}:probes"))
+
+
+async def _leases_left(server: RedisServer) -> int:
+    """The leases still held after up to 2 s of real time (a release is a round trip)."""
+    for _ in range(200):
+        if not _leases_held(server):
+            break
+        await asyncio.sleep(0.01)
+    return _leases_held(server)
+
+
+@pytest.mark.redis
+async def test_a_caller_cancelled_while_taking_its_lease_leaves_no_lease_behind(
+    redis_server: RedisServer, clock: FakeClock, on_redis: list[CircuitBreaker]
+) -> None:
+    """The caller is cancelled while its lease request waits on Redis (paused): the lease
+    Redis grants afterwards is handed back, and the next caller probes at once instead
+    of being rejected for probe_timeout (30 s) with a retry_after of 10 s."""
+    breaker = _redis_breaker(on_redis, redis_server, clock, fail_max=1, reset_timeout=10,
+                             probe_timeout=30)  # fmt: skip
+    await breaker.arecord_failure(await breaker.aadmit(), Boom())  # warms the async client
+    clock.advance(10)
+    with faulted(redis_server, "pause"):
+        caller = asyncio.create_task(breaker.aadmit())
+        await asyncio.sleep(0.05)  # real time: the request is written and waits
+        assert not caller.done()
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+    # Redis runs the request now, then the release sent once its reply came.
+    assert await _leases_left(redis_server) == 0
+    probe = await breaker.aadmit()
+    assert probe.lease
+    await breaker.arecord_success(probe)
+    assert breaker.current_state == STATE_CLOSED
+
+
+@pytest.mark.redis
+async def test_a_caller_cancelled_before_its_request_left_holds_no_local_slot(
+    redis_server: RedisServer, clock: FakeClock, on_redis: list[CircuitBreaker]
+) -> None:
+    """Cancelled at its first await: nothing reached Redis, and this process's own slot
+    is free again, so the next caller is not rejected locally."""
+    breaker = _redis_breaker(on_redis, redis_server, clock, fail_max=1, reset_timeout=10,
+                             probe_timeout=30)  # fmt: skip
+    await breaker.arecord_failure(await breaker.aadmit(), Boom())
+    clock.advance(10)
+    caller = asyncio.create_task(breaker.aadmit())
+    caller.cancel()  # before it ran at all: admission never started
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    caller = asyncio.create_task(breaker.aadmit())
+    await asyncio.sleep(0)  # it took its local slot and awaits the lease
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert await _leases_left(redis_server) == 0
+    probe = await breaker.aadmit()
+    assert probe.lease
+    with pytest.raises(CircuitOpenError) as caught:
+        await breaker.aadmit()  # the one slot is taken: by the probe, for 30 s at most
+    assert caught.value.retry_after == pytest.approx(10)
