@@ -32,10 +32,12 @@ logger = logging.getLogger("resilient.middleware")
 _CONDITIONAL = frozenset(name.encode("latin-1") for name in CONDITIONAL_FIELDS)
 
 
-def unconditional(scope: Scope) -> Scope:
-    """``scope`` without the validators the cache answers itself."""
+def unconditional(scope: Scope, validators: Iterable[tuple[str, str]] = ()) -> Scope:
+    """``scope`` without the validators the cache answers itself, with ``validators``
+    (the stored response's, to revalidate it) in their place."""
     headers = [(name, value) for name, value in scope.get("headers", ())
                if name.lower() not in _CONDITIONAL]  # fmt: skip
+    headers.extend(encoded(validators))
     return {**scope, "headers": headers}
 
 
@@ -88,7 +90,9 @@ class Responder:
             await self.complete(None, None)
             await self.after()
             return
-        scope = unconditional(self.scope) if exchange.unconditional else self.scope
+        scope = (
+            unconditional(self.scope, exchange.validators) if exchange.unconditional else self.scope
+        )
         try:
             await self.middleware.app(scope, self.receive, self.on_send)
         except Exception as exc:

@@ -17,6 +17,7 @@ from resilient.middleware._collapse import Flight, InFlight
 from resilient.middleware._drivers import Call, Flow
 from resilient.middleware._invalidate import InvalidateStage
 from resilient.middleware._pipeline import BodyMode, Exchange, Stage
+from resilient.middleware._revalidate import freshen
 from resilient.middleware.rules import Routes
 from resilient.middleware.store import ResponseStore
 from resilient.sansio.caching import (
@@ -30,8 +31,9 @@ from resilient.sansio.caching import (
 from resilient.sansio.conditional import is_not_modified, not_modified_headers
 from resilient.sansio.decisions import CacheRules, Freshness, RequestPlan, StoreDecision
 from resilient.sansio.entry import StoredResponse, build_entry
-from resilient.sansio.freshness import assess
+from resilient.sansio.freshness import assess, storage_ttl
 from resilient.sansio.http import Response, ResponseHead
+from resilient.sansio.revalidation import revalidation_fields
 from resilient.sansio.serving import gateway_timeout, serve_stored
 
 __all__ = ["ERROR_STATUSES", "CacheStep"]
@@ -90,7 +92,8 @@ class CacheStep:
 
 class _CacheStage(Stage):
     __slots__ = ("decision", "entry", "exchange", "flight", "key", "plan", "request_time",
-                 "response_time", "rules", "skip_store", "step", "stored_head")  # fmt: skip
+                 "response_time", "revalidating", "rules", "skip_store", "step",
+                 "stored_head")  # fmt: skip
 
     def __init__(
         self, step: CacheStep, exchange: Exchange, rules: CacheRules, plan: RequestPlan, key: str
@@ -107,6 +110,7 @@ class _CacheStage(Stage):
         self.response_time = 0.0
         self.flight: Flight | None = None  # set while this request leads a collapsed miss
         self.key = key  # the primary key, when misses are collapsed
+        self.revalidating: StoredResponse | None = None  # its validators went to the app
 
     def on_request(self) -> Flow[Response | None]:
         exchange, request = self.exchange, self.exchange.request
@@ -130,6 +134,12 @@ class _CacheStage(Stage):
                 if answer is not None:
                     return answer
         exchange.unconditional = self.plan.store and not self.skip_store
+        stale = exchange.stored
+        if exchange.unconditional and stale is not None and request.method == "GET":
+            # Ask the app whether the stale copy is still current (RFC 9111 §4.3.1): a
+            # 304 then costs it no body, and the copy is stored again, freshened.
+            exchange.validators = revalidation_fields(stale)
+            self.revalidating = stale if exchange.validators else None
         self.request_time = self.step.clock()
         return None
 
@@ -211,6 +221,13 @@ class _CacheStage(Stage):
             if stale is not None:
                 self._land(stored=False)
                 return stale
+        if head.status == 304 and self.revalidating is not None:
+            request, now = self.exchange.request, self.step.clock()
+            answer, stored = yield from freshen(self.step.store, request, self.rules, self.plan,
+                                                self.revalidating, head, self.request_time,
+                                                now)  # fmt: skip
+            self._land(stored=stored)
+            return answer
         if self.skip_store:
             return head
         self.response_time = self.step.clock()
@@ -295,9 +312,7 @@ class _CacheStage(Stage):
         entry = self._entry(body)
         if entry is None or self.decision is None:
             return None
-        keep = self.rules.keep_stale if entry.may_serve_stale else 0.0
-        ttl = entry.lifetime + max(entry.stale_while_revalidate, entry.stale_if_error, keep)
-        ttl -= entry.initial_age
+        ttl = storage_ttl(entry, self.rules)
         if ttl <= 0:
             return None
         try:

@@ -67,6 +67,9 @@ class Exchange:
         body_limit: the largest copy asked for, in bytes.
         unconditional: forward the request without ``If-None-Match`` and
             ``If-Modified-Since`` (the cache wants a full response it can store).
+        validators: fields to forward in their place, when ``unconditional``: the
+            stored response's own validators, so that the app may answer 304 to a
+            revalidation (RFC 9111 §4.3.1).
         revalidate: after the response is sent, run the request again in the
             background to refresh a stale cached copy.
         stale: a stored response that may stand in if the app fails (within its
@@ -77,7 +80,8 @@ class Exchange:
     """
 
     __slots__ = ("background", "body_limit", "body_mode", "request", "revalidate", "route",
-                 "stages", "stale", "started", "stored", "unconditional")  # fmt: skip
+                 "stages", "stale", "started", "stored", "unconditional",
+                 "validators")  # fmt: skip
 
     def __init__(self, request: RequestInfo, route: Route, *, background: bool = False) -> None:
         self.request = request
@@ -88,6 +92,7 @@ class Exchange:
         self.body_mode = BodyMode.PASS
         self.body_limit = 0
         self.unconditional = False
+        self.validators: tuple[tuple[str, str], ...] = ()
         self.revalidate = False
         self.stale: StoredResponse | None = None
         self.stored: StoredResponse | None = None

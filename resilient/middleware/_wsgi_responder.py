@@ -35,10 +35,16 @@ Write = Callable[[bytes], object]
 """The ``write()`` callable ``start_response`` hands back (PEP 3333)."""
 
 
-def unconditional(environ: WSGIEnvironment) -> WSGIEnvironment:
-    """``environ`` without the validators the cache answers itself."""
+def unconditional(
+    environ: WSGIEnvironment, validators: Iterable[tuple[str, str]] = ()
+) -> WSGIEnvironment:
+    """``environ`` without the validators the cache answers itself, with ``validators``
+    (the stored response's, to revalidate it) in their place."""
     dropped = {"HTTP_" + name.upper().replace("-", "_") for name in CONDITIONAL_FIELDS}
-    return {key: value for key, value in environ.items() if key not in dropped}
+    fresh = {key: value for key, value in environ.items() if key not in dropped}
+    for name, value in validators:
+        fresh["HTTP_" + name.upper().replace("-", "_")] = value
+    return fresh
 
 
 def status_code(status: str) -> int:
@@ -79,7 +85,11 @@ class Responder:
         answer = run_sync(request_phase(exchange))
         if answer is not None:
             return self.generated(answer)
-        environ = unconditional(self.environ) if exchange.unconditional else self.environ
+        environ = (
+            unconditional(self.environ, exchange.validators)
+            if exchange.unconditional
+            else self.environ
+        )
         try:
             app_iter = self.middleware.app(environ, self.capture)
         except Exception as exc:

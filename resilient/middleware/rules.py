@@ -63,6 +63,9 @@ class CachePolicy:
         credential_headers: request headers that carry credentials (``X-Api-Key``):
             requests with any of them bypass the cache, as those with
             ``Authorization`` or ``Proxy-Authorization`` always do. ``()`` for none.
+        keep: seconds a stored 200 is kept past its lifetime and stale windows, so that
+            once stale it is revalidated with the app (``If-None-Match``,
+            ``If-Modified-Since``) and a 304 freshens it, instead of a full fetch.
 
     .. versionadded:: 0.1
     """
@@ -74,6 +77,7 @@ class CachePolicy:
     max_body: int | None = None
     respect_request_cache_control: bool | None = None
     credential_headers: Sequence[str] | None = None
+    keep: float | timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,7 @@ def _cache_rules(
             http.respect_request_cache_control if respect is None else bool(respect)
         ),
         keep_stale=http.breaker_stale if breaker else 0.0,
+        keep=_seconds("CachePolicy.keep", policy.keep, http.cache_keep) or 0.0,
         credential_headers=_header_names(
             http.cache_credential_headers if credentials is None else credentials
         ),

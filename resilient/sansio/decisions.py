@@ -30,6 +30,8 @@ class CacheRules:
         respect_request_cache_control: honour the client's ``Cache-Control``.
         keep_stale: seconds past every window a stored response is kept anyway, to
             answer while the route's circuit breaker is open.
+        keep: seconds past every window a stored 200 is kept anyway, to be revalidated
+            with the app (RFC 9111 §4.3) rather than fetched again in full.
         credential_headers: lower-case request fields that carry credentials (an API
             key): requests with any of them bypass the cache, as with ``Authorization``.
 
@@ -43,6 +45,7 @@ class CacheRules:
     max_body: int = 1024 * 1024
     respect_request_cache_control: bool = False
     keep_stale: float = 0.0
+    keep: float = 0.0
     credential_headers: frozenset[str] = frozenset({"x-api-key"})
 
 

@@ -10,10 +10,10 @@ forbid all of these.
 from __future__ import annotations
 
 from resilient.sansio.cache_control import CacheControl
-from resilient.sansio.decisions import Freshness
+from resilient.sansio.decisions import CacheRules, Freshness
 from resilient.sansio.entry import StoredResponse
 
-__all__ = ["assess", "current_age"]
+__all__ = ["assess", "current_age", "storage_ttl"]
 
 
 def current_age(entry: StoredResponse, now: float) -> float:
@@ -52,3 +52,19 @@ def assess(entry: StoredResponse, now: float, directives: CacheControl) -> Fresh
     if staleness < entry.stale_if_error:
         return Freshness.STALE_IF_ERROR
     return Freshness.UNUSABLE
+
+
+def storage_ttl(entry: StoredResponse, rules: CacheRules) -> float:
+    """How long the store keeps ``entry``, in seconds from now (``<= 0``: not at all).
+
+    Its lifetime and stale windows, or longer: the route's ``keep_stale`` while it may be
+    served stale (for an open breaker), the route's ``keep`` for a 200 (to revalidate
+    it); less the age it arrived with.
+
+    .. versionadded:: 0.1
+    """
+    keep = rules.keep_stale if entry.may_serve_stale else 0.0
+    if entry.status == 200:
+        keep = max(keep, rules.keep)
+    windows = max(entry.stale_while_revalidate, entry.stale_if_error, keep)
+    return entry.lifetime + windows - entry.initial_age
