@@ -6,6 +6,7 @@ Usage::
     python -m benchmarks.http.run --suite redis       # rate limiting with a Redis backend
     python -m benchmarks.http.run --quick             # 3 rounds of 2 s (a smoke run)
     python -m benchmarks.http.run --pin --fresh       # the method of docs/performance.md
+    python -m benchmarks.http.run --suite redis --redis-py  # lane and redis-py side by side
 
 ``--pin`` keeps the servers on CPU 0 and wrk on CPU 1, with redis-server (which stands in
 for a server on another host, so it must not take the app's core); ``--fresh`` starts new server
@@ -36,11 +37,15 @@ WSGI = ["bare", "resilient-cached", "flask-caching-cached", "resilient-limited",
         "flask-limiter-limited"]  # fmt: skip
 
 
-def _variants(kind: str, names: list[str], env: dict[str, str] | None = None) -> list[Variant]:
+def _variants(
+    kind: str, names: list[str], env: dict[str, str] | None = None, tag: str = ""
+) -> list[Variant]:
     command = UVICORN if kind == "asgi" else GUNICORN
     server = "FastAPI/uvicorn" if kind == "asgi" else "Flask/gunicorn"
     return [
-        Variant(f"{name} ({server})", command, "/items", {"BENCH_VARIANT": name, **(env or {})})
+        Variant(
+            f"{name}{tag} ({server})", command, "/items", {"BENCH_VARIANT": name, **(env or {})}
+        )
         for name in names
     ]
 
@@ -56,6 +61,8 @@ def main() -> None:
                         help="servers on CPU 0, wrk and redis-server on CPU 1")  # fmt: skip
     parser.add_argument("--fresh", action="store_true",
                         help="new server processes every round")  # fmt: skip
+    parser.add_argument("--redis-py", action="store_true",
+                        help="redis suite: also the limited routes with the lane off")  # fmt: skip
     args = parser.parse_args()
     if args.pin:
         pin(server="0", load="1")
@@ -78,11 +85,16 @@ def main() -> None:
         pin_process(server.process.pid, "load")
         try:
             env = {"RESILIENT_BACKEND_URL": server.url}
-            variants = _variants("asgi", ["bare", "resilient-limited"], env)
-            variants += _variants("wsgi", ["bare", "resilient-limited"], env)
-            asgi_rows = run(variants[:2], **options)
-            wsgi_rows = run(variants[2:], **options)
-            report("Rate limiting on a loopback redis-server", asgi_rows + wsgi_rows)
+            # A query option that only redis-py understands turns the lane off (a no-op
+            # for redis-py itself: 0 is its default), so evals go through redis-py.
+            plain = {"RESILIENT_BACKEND_URL": f"{server.url}?health_check_interval=0"}
+            rows = []
+            for kind in ("asgi", "wsgi"):
+                variants = _variants(kind, ["bare", "resilient-limited"], env)
+                if args.redis_py:
+                    variants += _variants(kind, ["resilient-limited"], plain, " redis-py")
+                rows += run(variants, **options)
+            report("Rate limiting on a loopback redis-server", rows)
         finally:
             server.stop()
 
