@@ -66,6 +66,8 @@ class CachePolicy:
         keep: seconds a stored 200 is kept past its lifetime and stale windows, so that
             once stale it is revalidated with the app (``If-None-Match``,
             ``If-Modified-Since``) and a 304 freshens it, instead of a full fetch.
+        cdn_cache_control: act as a CDN (RFC 9213): a response's ``CDN-Cache-Control``,
+            when usable, decides instead of its ``Cache-Control`` and ``Expires``.
 
     .. versionadded:: 0.1
     """
@@ -78,6 +80,7 @@ class CachePolicy:
     respect_request_cache_control: bool | None = None
     credential_headers: Sequence[str] | None = None
     keep: float | timedelta | None = None
+    cdn_cache_control: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +237,7 @@ def _cache_rules(
         raise ConfigurationError("CachePolicy.max_body", max_body, "a number of bytes >= 0")
     respect = policy.respect_request_cache_control
     credentials = policy.credential_headers
+    cdn = policy.cdn_cache_control
     return CacheRules(
         ttl=_seconds("CachePolicy.ttl", policy.ttl, http.cache_ttl),
         stale_while_revalidate=_seconds("CachePolicy.stale_while_revalidate",
@@ -249,6 +253,9 @@ def _cache_rules(
         ),
         keep_stale=http.breaker_stale if breaker else 0.0,
         keep=_seconds("CachePolicy.keep", policy.keep, http.cache_keep) or 0.0,
+        cdn_cache_control=(
+            http.cache_cdn_cache_control if cdn is None else bool(cdn)
+        ),
         credential_headers=_header_names(
             http.cache_credential_headers if credentials is None else credentials
         ),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from resilient.sansio.http import split_list
 
-__all__ = ["MAX_DELTA", "CacheControl", "parse_cache_control"]
+__all__ = ["MAX_DELTA", "CacheControl", "parse_cache_control", "parse_targeted"]
 
 #: The largest delta-seconds value kept; larger ones are clamped (RFC 9111 §1.2.2).
 MAX_DELTA = 2_147_483_648
@@ -128,3 +128,27 @@ def parse_cache_control(value: str | None) -> CacheControl:
         stale_while_revalidate=_delta(found.get("stale-while-revalidate")),
         stale_if_error=_delta(found.get("stale-if-error")),
     )
+
+
+def parse_targeted(value: str | None) -> CacheControl | None:
+    """The directives of a targeted field such as ``CDN-Cache-Control`` (RFC 9213), or
+    ``None`` when it is absent, empty or unusable, and ``Cache-Control`` then applies.
+
+    The field is a structured Dictionary (RFC 8941) of the same directives: a bare name
+    or ``name=?1`` is present, ``name=?0`` absent; parameters (``;x``) are ignored.
+
+    .. versionadded:: 0.1
+    """
+    if not value:
+        return None
+    members = []
+    for member in split_list(value):
+        name, sep, argument = member.split(";", 1)[0].partition("=")
+        argument = argument.strip()
+        if sep and argument == "?0":
+            continue
+        members.append(
+            name.strip() if not sep or argument == "?1" else f"{name.strip()}={argument}"
+        )
+    parsed = parse_cache_control(", ".join(members))
+    return parsed if parsed.directives else None

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from resilient.sansio.cache_control import CacheControl, parse_cache_control
+from resilient.sansio.cache_control import CacheControl, parse_cache_control, parse_targeted
 from resilient.sansio.decisions import CacheRules, RequestPlan, StoreDecision
 from resilient.sansio.http import RequestInfo, ResponseHead, parse_http_date, split_list
 
@@ -158,6 +158,12 @@ def decide_store(
     if head.status not in STORABLE_STATUSES:
         return StoreDecision(False, "status")
     directives = parse_cache_control(head.get("cache-control"))
+    expires = head.get("expires")
+    if rules.cdn_cache_control:
+        # RFC 9213 §2.1: a usable CDN-Cache-Control replaces Cache-Control and Expires.
+        targeted = parse_targeted(head.get("cdn-cache-control"))
+        if targeted is not None:
+            directives, expires = targeted, None
     for flag, reason in ((directives.no_store, "no-store"), (directives.private, "private"),
                          (directives.no_cache, "no-cache")):  # fmt: skip
         if flag:
@@ -171,7 +177,7 @@ def decide_store(
     if rules.vary_cookies and "cookie" not in vary:
         add_vary = ("Cookie",)
         vary = tuple(sorted((*vary, "cookie")))
-    lifetime = explicit_lifetime(directives, head.get("date"), head.get("expires"), received)
+    lifetime = explicit_lifetime(directives, head.get("date"), expires, received)
     may_serve_stale = not (
         directives.must_revalidate or directives.proxy_revalidate or directives.no_cache
     )

@@ -32,6 +32,8 @@ class CacheRules:
             answer while the route's circuit breaker is open.
         keep: seconds past every window a stored 200 is kept anyway, to be revalidated
             with the app (RFC 9111 §4.3) rather than fetched again in full.
+        cdn_cache_control: act as a CDN: a response's ``CDN-Cache-Control`` (RFC 9213),
+            when usable, decides instead of its ``Cache-Control`` and ``Expires``.
         credential_headers: lower-case request fields that carry credentials (an API
             key): requests with any of them bypass the cache, as with ``Authorization``.
 
@@ -46,6 +48,7 @@ class CacheRules:
     respect_request_cache_control: bool = False
     keep_stale: float = 0.0
     keep: float = 0.0
+    cdn_cache_control: bool = False
     credential_headers: frozenset[str] = frozenset({"x-api-key"})
 
 

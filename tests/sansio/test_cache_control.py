@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resilient.sansio.cache_control import MAX_DELTA, parse_cache_control
+from resilient.sansio.cache_control import MAX_DELTA, parse_cache_control, parse_targeted
 
 
 def test_response_directives() -> None:
@@ -86,3 +86,24 @@ def test_first_occurrence_wins() -> None:
 def test_huge_values_are_clamped() -> None:
     """Values beyond 2^31 are clamped to 2147483648 (RFC 9111 §1.2.2)."""
     assert parse_cache_control("max-age=99999999999999999999").max_age == MAX_DELTA
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        (" , ", None),
+        ("max-age=60", {"max-age": "60"}),
+        ("no-store, max-age=60;x=1", {"no-store": None, "max-age": "60"}),
+        ("private=?0, no-cache=?1", {"no-cache": None}),
+        ("private=?0", None),
+    ],
+)
+def test_parse_targeted_reads_a_structured_dictionary(
+    value: str | None, expected: dict[str, str | None] | None
+) -> None:
+    """CDN-Cache-Control (RFC 9213): bare names and ?1 are present, ?0 absent, parameters
+    ignored; nothing usable gives None, so Cache-Control applies."""
+    parsed = parse_targeted(value)
+    assert (None if parsed is None else dict(parsed.directives)) == expected
