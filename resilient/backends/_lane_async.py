@@ -15,6 +15,7 @@ eval opens a new one. See ``_lane`` for why the lane exists.
 from __future__ import annotations
 
 import asyncio
+import select
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from typing import Any, cast
@@ -48,12 +49,25 @@ class _Link(asyncio.Protocol):
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._out: list[bytes] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._poller: select.poll | None = None
         #: Why the link is unusable, once it is.
         self.broken: BaseException | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but have its methods.
         self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._poller = select.poll()
+            self._poller.register(sock.fileno(), select.POLLIN)
+
+    def stale(self) -> bool:
+        """Idle, yet readable: the server closed the connection (a restart, its idle
+        ``timeout``) and the loop has not run since to notice, e.g. because it was
+        blocked. A command sent now would be lost; checked before the first command
+        after a pause, as redis-py checks a pooled connection at checkout."""
+        poller = self._poller
+        return not self._waiting and poller is not None and bool(poller.poll(0))
 
     def request(self, packed: bytes) -> asyncio.Future[Any]:
         """Queue one command; the future gets its reply (error replies as values)."""
@@ -135,14 +149,17 @@ class AsyncLane:
     async def call(self, packed: bytes) -> Any:
         """One command's reply; error replies are returned, not raised."""
         link = self._link
-        if link is None or link.broken is not None:
+        if link is None or link.broken is not None or link.stale():
+            if link is not None:
+                link.close()  # idle: nobody waits on it
             link = await self._open()
         return await link.request(packed)
 
     def _request(self, packed: bytes) -> Awaitable[Any]:
         # On a healthy link: the reply's future itself, no coroutine frame in between.
+        # Only the first command after a pause pays for the check (one poll()).
         link = self._link
-        if link is not None and link.broken is None:
+        if link is not None and link.broken is None and (link._waiting or not link.stale()):
             return link.request(packed)
         return self.call(packed)
 
