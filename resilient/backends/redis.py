@@ -324,8 +324,13 @@ class AsyncRedisBackend:
         if lane is not None:
             lane.close()
         clients = self._clients
-        client = None if clients is None else clients.pop()
-        await (client if client is not None else self._client).aclose()
+        if clients is None:
+            await self._client.aclose()
+            return
+        # Only this loop's: another loop may be using the others right now.
+        client = clients.pop()
+        if client is not None:
+            await client.aclose()
 
 
 async def _aclose_client(client: Any) -> None:

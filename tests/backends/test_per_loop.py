@@ -171,6 +171,24 @@ def test_operations_alternating_between_loops_open_one_connection_per_loop(
 
 
 @pytest.mark.redis
+def test_aclose_closes_the_running_loops_connections_only(redis_server: RedisServer) -> None:
+    """Another loop keeps using its own (here: no reconnect); the closing loop's go."""
+    backend = async_backend_from_url(redis_server.url, timeout=2.0, connect_timeout=2.0)
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    first.run_until_complete(backend.delete("k"))  # the client built with the backend
+    first.run_until_complete(backend.eval(COUNT, ["n"], []))
+    second.run_until_complete(backend.eval(COUNT, ["n"], []))  # a lane, and no client
+    before = _connections_received(redis_server)
+    second.run_until_complete(backend.aclose())
+    first.run_until_complete(backend.delete("k"))
+    first.run_until_complete(backend.eval(COUNT, ["n"], []))
+    assert _connections_received(redis_server) - before == 1  # the INFO client only
+    for loop in (first, second):
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.mark.redis
 def test_asyncio_run_per_call_leaves_no_connection_and_no_loop_behind(
     redis_server: RedisServer,
 ) -> None:
