@@ -13,8 +13,9 @@ What a lane speaks: ``AUTH`` and ``SELECT`` once per connection, then ``EVALSHA`
 ``SET``, which a cache hit and a miss make once each. Replies are parsed by
 ``hiredis.Reader`` into what redis-py returns for the same command without
 ``decode_responses``. Failures raise redis-py's exception classes, so that the backends
-map and count them as they do redis-py's own: one socket timeout per operation, no
-retries, a broken connection closed and never reused.
+map and count them as they do redis-py's own: one deadline per operation, no retries,
+a broken connection closed and never reused, an idle one that the server closed dropped
+before use.
 
 This module holds the sync lane (a stack of idle sockets shared by threads); the
 asyncio lane, which pipelines every eval of an event-loop turn into one write, is in
