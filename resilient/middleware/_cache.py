@@ -26,13 +26,13 @@ from resilient.sansio.caching import (
     SAFE_METHODS,
     decide_store,
     plan_request,
-    vary_values,
 )
 from resilient.sansio.conditional import is_not_modified, not_modified_headers
 from resilient.sansio.decisions import CacheRules, Freshness, RequestPlan, StoreDecision
 from resilient.sansio.entry import StoredResponse, build_entry
 from resilient.sansio.freshness import assess, storage_ttl
 from resilient.sansio.http import Response, ResponseHead
+from resilient.sansio.keys import vary_values
 from resilient.sansio.revalidation import revalidation_fields
 from resilient.sansio.serving import gateway_timeout, serve_stored
 

@@ -14,7 +14,8 @@ from resilient.errors import BackendError
 from resilient.middleware._drivers import Flow
 from resilient.middleware._pipeline import Stage
 from resilient.middleware.store import ResponseStore
-from resilient.sansio.http import RequestInfo, Response, ResponseHead, target_uri
+from resilient.sansio.http import RequestInfo, Response, ResponseHead
+from resilient.sansio.keys import target_uri
 
 __all__ = ["InvalidateStage"]
 

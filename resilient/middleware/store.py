@@ -35,8 +35,8 @@ from resilient.backends.base import AsyncBackend, SyncBackend
 from resilient.cache.wire import ALGORITHMS
 from resilient.errors import ConfigurationError
 from resilient.middleware._drivers import Call, Flow
-from resilient.sansio.caching import url_digest, variant_digest, vary_values
 from resilient.sansio.entry import StoredResponse, VaryMarker, decode_record
+from resilient.sansio.keys import url_digest, variant_digest, vary_values
 
 __all__ = ["MARKER_TTL", "ResponseStore"]
 

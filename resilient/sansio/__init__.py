@@ -2,7 +2,9 @@
 
 Requests and responses as values (:mod:`~resilient.sansio.http`), ``Cache-Control``
 (:mod:`~resilient.sansio.cache_control`), the shared-cache rules
-(:mod:`~resilient.sansio.caching`), freshness (:mod:`~resilient.sansio.freshness`),
+(:mod:`~resilient.sansio.caching`), what stored responses are keyed on
+(:mod:`~resilient.sansio.keys`), revalidation (:mod:`~resilient.sansio.revalidation`),
+freshness (:mod:`~resilient.sansio.freshness`),
 validators and 304s (:mod:`~resilient.sansio.conditional`), stored records
 (:mod:`~resilient.sansio.entry`), the decisions they add up to, and the middleware's own
 answers to refused requests (:mod:`~resilient.sansio.problems`).

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Protocol
-from urllib.parse import quote
+
+from resilient.sansio.keys import target_uri
 
 __all__ = [
     "Headers",
@@ -24,7 +25,6 @@ __all__ = [
     "format_http_date",
     "parse_http_date",
     "split_list",
-    "target_uri",
 ]
 
 
@@ -229,30 +229,6 @@ class Response:
     def head(self) -> ResponseHead:
         """A mutable copy of status and fields."""
         return ResponseHead(self.status, list(self.headers))
-
-
-# What stays as it is in a path and in a host: RFC 3986 pchar and reg-name characters
-# (unreserved ones are always kept by quote). "%", "?" and "#" are never among them.
-_PATH_SAFE = "/!$&'()*+,;=:@"
-_HOST_SAFE = "!$&'()*+,;=:[]"
-
-
-def target_uri(scheme: str, host: str, path: str, query: str) -> str:
-    """The absolute URI of a request whose app sees ``path`` (percent-decoded) and
-    ``query`` (raw), with every part unambiguous.
-
-    The path is percent-encoded again, so ``/items%3Fid=2`` (the path ``/items?id=2``)
-    and ``/items?id=2`` (the path ``/items`` with a query) give different URIs; so is
-    the host, which the client writes (``Host: example.com/items`` must not read as a
-    path). Encoding is injective (``%`` itself is encoded), so distinct paths stay
-    distinct; ``/a%2Fb`` and ``/a/b`` give one URI, as they give the app one path.
-
-    .. versionadded:: 0.1
-    """
-    encoded = quote(path, safe=_PATH_SAFE, errors="surrogatepass")
-    authority = quote(host, safe=_HOST_SAFE, errors="surrogatepass")
-    uri = f"{scheme}://{authority}{encoded}"
-    return f"{uri}?{query}" if query else uri
 
 
 _LIST_ITEM = re.compile(r'\s*((?:[^,"]|"(?:[^"\\]|\\.)*"?)*)')

@@ -14,9 +14,9 @@ from resilient.backends.memory import MemoryBackend
 from resilient.middleware import ResilientASGIMiddleware, ResilientWSGIMiddleware, ResponseStore
 from resilient.middleware._drivers import run_async, run_sync
 from resilient.middleware.store import MARKER_TTL
-from resilient.sansio.caching import vary_values
 from resilient.sansio.entry import StoredResponse, VaryMarker, decode_record
 from resilient.sansio.http import Headers
+from resilient.sansio.keys import vary_values
 from tests.middleware.support import BASE_URL, Origin, Reply, Seen, settings
 from tests.support.clock import FakeClock
 

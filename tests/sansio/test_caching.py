@@ -5,19 +5,16 @@ from __future__ import annotations
 import pytest
 
 from resilient.sansio.cache_control import parse_cache_control
-from resilient.sansio.caching import (
+from resilient.sansio.caching import decide_store, explicit_lifetime, parse_vary, plan_request
+from resilient.sansio.decisions import CacheRules, RequestPlan
+from resilient.sansio.http import Headers, RequestInfo, ResponseHead, format_http_date
+from resilient.sansio.keys import (
     ambiguous_cookies,
     cookie_pairs,
-    decide_store,
-    explicit_lifetime,
-    parse_vary,
-    plan_request,
     url_digest,
     variant_digest,
     vary_values,
 )
-from resilient.sansio.decisions import CacheRules, RequestPlan
-from resilient.sansio.http import Headers, RequestInfo, ResponseHead, format_http_date
 
 NOW = 1_700_000_000.0
 RULES = CacheRules()

@@ -13,8 +13,8 @@ from resilient.sansio.http import (
     format_http_date,
     parse_http_date,
     split_list,
-    target_uri,
 )
+from resilient.sansio.keys import target_uri
 
 SUNDAY = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT, the RFC 9110 example
 
