@@ -27,14 +27,18 @@ from resilient.sansio.caching import (
     decide_store,
     plan_request,
 )
-from resilient.sansio.conditional import is_not_modified, not_modified_headers
 from resilient.sansio.decisions import CacheRules, Freshness, RequestPlan, StoreDecision
 from resilient.sansio.entry import StoredResponse, build_entry
 from resilient.sansio.freshness import assess, storage_ttl
 from resilient.sansio.http import Response, ResponseHead
 from resilient.sansio.keys import vary_values
 from resilient.sansio.revalidation import revalidation_fields
-from resilient.sansio.serving import gateway_timeout, serve_stored
+from resilient.sansio.serving import (
+    answer_validators,
+    gateway_timeout,
+    serve_stored,
+    serve_stored_as_sent,
+)
 
 __all__ = ["ERROR_STATUSES", "CacheStep"]
 
@@ -258,16 +262,11 @@ class _CacheStage(Stage):
 
     def _validated(self, head: ResponseHead) -> ResponseHead | Response:
         # The client's validators were held back from the app so that a full response
-        # could be stored. This one is not stored: answer them as the app would have,
-        # from the app's own ETag or Last-Modified.
+        # could be stored. This one is not stored: answer them as the app would have.
+        if not self.exchange.unconditional:
+            return head
         request = self.exchange.request
-        if not (self.exchange.unconditional and head.status == 200):
-            return head
-        if not (head.has("etag") or head.has("last-modified")):
-            return head
-        if not is_not_modified(request.method, request.headers, head.headers):
-            return head
-        return Response(304, tuple(not_modified_headers(head.headers)))
+        return answer_validators(request.method, request.headers, head)
 
     def _entry(self, body: bytes) -> StoredResponse | None:
         if self.entry is None and self.decision is not None and self.stored_head is not None:
@@ -281,18 +280,8 @@ class _CacheStage(Stage):
         entry = self._entry(response.body)
         if entry is None:
             return response
-        head = response.head()
-        etag = next(value for name, value in entry.headers if name.lower() == "etag")
-        if not head.has("etag"):
-            head.headers.append(("ETag", etag))
         request = self.exchange.request
-        if not is_not_modified(request.method, request.headers, entry.headers, entry.response_time):
-            return Response(head.status, tuple(head.headers), response.body)
-        # Fields the stages before this one added (they are not the representation's)
-        # stay on the 304.
-        stored_names = {name.lower() for name, _ in entry.headers}
-        extra = [(n, v) for n, v in head.headers if n.lower() not in stored_names]
-        return Response(304, (*not_modified_headers(entry.headers), *extra))
+        return serve_stored_as_sent(entry, request.method, request.headers, response)
 
     def on_complete(self, body: bytes | None, error: BaseException | None) -> Flow[None]:
         stored: bool | None = False
