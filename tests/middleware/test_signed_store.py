@@ -15,6 +15,7 @@ from resilient.middleware._drivers import run_sync
 from resilient.middleware.store import ResponseStore
 from resilient.sansio.entry import StoredResponse
 from tests.middleware.support import Harness, Origin, Reply, Seen, settings
+from tests.support.redis_servers import RedisServer
 
 CACHEABLE = [("Cache-Control", "max-age=60")]
 SIGNED = {"RESILIENT_HTTP_CACHE_HMAC_KEY": "s3cret"}
@@ -167,3 +168,31 @@ def test_the_middleware_keyword_signs(harness: Harness) -> None:
     url = "http://testserver/a"
     assert run_sync(ResponseStore(memory, hmac_key="kw").lookup(url, {})) is not None
     assert run_sync(ResponseStore(memory).lookup(url, {})) is None
+
+
+def test_a_tampered_record_in_a_real_redis_is_a_miss(
+    harness: Harness, redis_server: RedisServer
+) -> None:
+    """The same against a real redis-server, through the backend the settings build
+    (the lean lane serves GET and SET there): a record edited in Redis is not served."""
+    env = {**SIGNED, "RESILIENT_HTTP_URL": redis_server.url}
+    origin = counter()
+    app: ResilientWSGIMiddleware | ResilientASGIMiddleware
+    if harness.kind == "wsgi":
+        app = ResilientWSGIMiddleware(origin.wsgi, settings=settings(env), clock=harness.clock)
+    else:
+        app = ResilientASGIMiddleware(origin.asgi, settings=settings(env), clock=harness.clock)
+    client = harness.mount(app)
+    assert client.get("/a").text == "call 1 /a"
+    with redis_server.client() as redis:
+        (key,) = [key for key in redis.scan_iter() if not key.endswith(b":refresh")]
+        raw = redis.get(key)
+        assert isinstance(raw, bytes)
+        redis.set(key, raw.replace(b"call 1 /a", b"evil 1 /a"), keepttl=True)
+    assert client.get("/a").text == "call 2 /a"
+    assert client.get("/a").text == "call 2 /a"
+    assert origin.calls == 2
+    if isinstance(app, ResilientWSGIMiddleware):
+        app.close()
+    else:
+        harness.portal.call(app.aclose)
