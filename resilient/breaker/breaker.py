@@ -73,8 +73,10 @@ class CircuitBreaker(PybreakerSurface, pybreaker.CircuitBreaker):
         window_size: rate policy: N.
         minimum_calls: rate policy: calls in the window before a rate is judged.
         exclude: exception types or predicates whose exceptions count as nothing
-            (unlike pybreaker, where they count as successes). Cancellation,
-            ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` always do.
+            (unlike pybreaker, where they count as successes). A caller's
+            cancellation, ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit``
+            always do; a cancellation by a timeout around the call is a failure, and
+            under the rate policy one after ``slow_call_duration`` is a slow call.
         failure_predicate: called with each result; True counts it as a failure
             (e.g. ``lambda response: response.status_code >= 500``).
         fallback: what a rejected call returns: a callable (called with the call's

@@ -13,14 +13,17 @@ from typing import Any
 
 from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
+from resilient.breaker import cancels
 from resilient.breaker.events import ResultFailure
-from resilient.breaker.mirror import Flow, SharedMirror
+from resilient.breaker.mirror import Flow, SharedMirror, keep_until_done
 from resilient.breaker.policies import ConsecutiveFailures
 from resilient.breaker.shared import SharedStore
 from resilient.breaker.state import Permit, Transition
 from resilient.errors import BackendError, CircuitOpenError
 
 #: Outcomes that count as nothing by default: the caller gave up, not the dependency.
+#: A cancellation is judged before this list is read (see ``_acancelled``): one by a
+#: timeout around the call counts as a failure.
 IGNORED: tuple[type[BaseException], ...] = (
     asyncio.CancelledError,
     KeyboardInterrupt,
@@ -166,15 +169,7 @@ class BreakerEngine(SharedMirror):
 
     def is_ignored(self, exc: BaseException) -> bool:
         """Whether ``exc`` counts as nothing: a default-ignored kind or in ``exclude``."""
-        if isinstance(exc, IGNORED):
-            return True
-        for exclusion in self._excluded:
-            if isinstance(exclusion, type):
-                if isinstance(exc, exclusion):
-                    return True
-            elif exclusion(exc):
-                return True
-        return False
+        return isinstance(exc, IGNORED) or self._user_excluded(exc)
 
     def _classify(self, exc: BaseException | None, failed: bool) -> tuple[bool, bool]:
         # A ResultFailure was judged by failure_predicate already; exclude's predicates
@@ -190,10 +185,53 @@ class BreakerEngine(SharedMirror):
         return self._outcome(permit, failed=failed, ignored=ignored)
 
     async def _afinish(self, permit: Permit, exc: BaseException | None, *, failed: bool) -> bool:
+        if isinstance(exc, asyncio.CancelledError) and not self._user_excluded(exc):
+            return await self._acancelled(permit, exc)
         failed, ignored = self._classify(exc, failed)
         if not ignored:
             self._tell_outcome(failed, exc)
         return await self._aoutcome(permit, failed=failed, ignored=ignored)
+
+    def _user_excluded(self, exc: BaseException) -> bool:
+        return any(
+            isinstance(exc, exclusion) if isinstance(exclusion, type) else exclusion(exc)
+            for exclusion in self._excluded
+        )
+
+    async def _acancelled(self, permit: Permit, exc: asyncio.CancelledError) -> bool:
+        """A cancelled call: slow if it ran past ``slow_call_duration`` under a slow-call
+        policy, a failure if a timeout around it gave up, otherwise nothing."""
+        if self._timed and self._clock() - permit.started >= self._slow_call_duration:
+            # It was slow, whoever gave up on it: counted as a slow call (not a failure).
+            return await self._aoutcome(permit, failed=False, ignored=False)
+        task = asyncio.current_task()
+        timed_out = None if task is None else cancels.wait_for_verdict(task)
+        if timed_out is None and task is not None and cancels.can_judge_later(task):
+            # An in-task timeout takes the cancellation back once it reaches it: look
+            # after this turn of the loop, when the CancelledError has travelled up.
+            asyncio.get_running_loop().call_soon(self._judge_cancelled, task, permit, exc)
+            return False
+        return await self._acount_cancelled(permit, exc, timed_out=bool(timed_out))
+
+    def _judge_cancelled(
+        self, task: asyncio.Task[Any], permit: Permit, exc: asyncio.CancelledError
+    ) -> None:
+        timed_out = cancels.absorbed(task)
+        if self._store is None:
+            if timed_out:
+                self._tell_outcome(True, exc)
+            self._after(self._record_locally(permit, timed_out, not timed_out))
+        else:
+            keep_until_done(asyncio.ensure_future(
+                self._acount_cancelled(permit, exc, timed_out=timed_out)
+            ))  # fmt: skip
+
+    async def _acount_cancelled(
+        self, permit: Permit, exc: asyncio.CancelledError, *, timed_out: bool
+    ) -> bool:
+        if timed_out:
+            self._tell_outcome(True, exc)
+        return await self._aoutcome(permit, failed=timed_out, ignored=not timed_out)
 
     def _outcome(self, permit: Permit, *, failed: bool, ignored: bool) -> bool:
         """Record; True when this outcome opened the circuit."""
@@ -264,5 +302,7 @@ class BreakerEngine(SharedMirror):
             await self.arecord_success(permit)
 
     async def _afailed(self, permit: Permit, exc: BaseException) -> None:
-        if await self._afinish(permit, exc, failed=True) and self._throw_new_error_on_trip:
+        tripped = await self._afinish(permit, exc, failed=True)
+        # A cancellation propagates as it is, even when it opened the circuit.
+        if tripped and self._throw_new_error_on_trip and not isinstance(exc, IGNORED):
             raise CircuitOpenError(self.name, self._machine.reset_timeout) from exc

@@ -97,9 +97,9 @@ class SharedMirror(Notifier):
                 # Granted to a caller that is gone: free the slot for the others now.
                 store = self._store
                 assert store is not None
-                release = asyncio.ensure_future(store.arun("release", snapshot.generation, lease))
-                _background.add(release)
-                release.add_done_callback(_ignore_outcome)
+                keep_until_done(
+                    asyncio.ensure_future(store.arun("release", snapshot.generation, lease))
+                )
             return
         transition = self._machine.apply(snapshot, self._clock())
         if transition is not None:
@@ -156,6 +156,13 @@ class SharedMirror(Notifier):
 
     def _on_shared_reset(self) -> None:
         self.resync()
+
+
+def keep_until_done(task: asyncio.Future[Any]) -> None:
+    """Hold ``task`` (work finished for a cancelled caller) until it ends; its errors are
+    retrieved and dropped (what it records is re-read by the next resync anyway)."""
+    _background.add(task)
+    task.add_done_callback(_ignore_outcome)
 
 
 def _ignore_outcome(task: asyncio.Future[Any]) -> None:
