@@ -4,11 +4,17 @@ Every shared breaker publishes its transitions on one channel; a :class:`_Hub` h
 subscription per backend, whatever the number of breakers, and hands each message to the
 breakers of that name. A daemon thread re-reads each breaker every ``resync_interval`` in
 case a message was lost, and a subscription that reconnects triggers a resync at once.
+
+Threads do not survive ``fork``: a worker forked from a parent that built shared
+breakers (gunicorn ``--preload``) would hear no transition and never resync. In a forked
+child both are started again: the resync thread at once, and it subscribes again (on
+connections of the child's own) and re-reads every breaker before anything else.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import weakref
@@ -47,8 +53,11 @@ def parse_message(data: bytes) -> tuple[str, tuple[int, ...]] | None:
 class _Hub:
     """One subscription per backend, dispatching messages to breakers by name."""
 
-    def __init__(self, backend: SyncBackend) -> None:
-        self.owners: dict[str, weakref.WeakSet[_Owner]] = {}
+    def __init__(
+        self, backend: SyncBackend, owners: dict[str, weakref.WeakSet[_Owner]] | None = None
+    ) -> None:
+        self.backend = backend
+        self.owners: dict[str, weakref.WeakSet[_Owner]] = owners if owners is not None else {}
         self.subscription: Subscription = backend.subscribe(
             CHANNEL, self._on_message, self._on_reset
         )
@@ -71,6 +80,8 @@ class _Hub:
 
 _hubs: dict[int, _Hub] = {}
 _hubs_lock = threading.Lock()
+# Hubs inherited through fork, to subscribe again from the child's resync thread.
+_inherited: list[_Hub] = []
 
 
 def subscribe(backend: SyncBackend, name: str, owner: _Owner, wait: float = 0.0) -> bool:
@@ -133,6 +144,7 @@ class _Resyncer:
             self.intervals.pop(owner, None)
 
     def _run(self) -> None:
+        _resubscribe()
         while True:
             now = time.monotonic()
             with self.lock:
@@ -151,5 +163,55 @@ class _Resyncer:
             self.wake.wait(max(0.01, min(1.0, upcoming - time.monotonic())))
             self.wake.clear()
 
+    def restart_in_child(self) -> None:
+        """After fork: fresh lock and thread, every breaker re-read at once."""
+        self.lock = threading.Lock()  # another thread may have held it at the fork
+        self.wake = threading.Event()
+        self.thread = None
+        with self.lock:
+            for owner in list(self.owners):
+                self.owners[owner] = 0.0
+            inherited = bool(self.owners) or bool(_inherited)
+        if inherited:
+            self.thread = threading.Thread(
+                target=self._run, name="resilient-breaker-resync", daemon=True
+            )
+            self.thread.start()
+
+
+def _resubscribe() -> None:
+    """Subscribe again for the hubs inherited through fork (run by the resync thread)."""
+    while _inherited:
+        old = _inherited.pop()
+        try:
+            hub = _Hub(old.backend, old.owners)
+        except Exception:  # the next resync still reads the state; log and go on
+            logger.warning("breakers: subscribing again after fork failed", exc_info=True)
+            continue
+        with _hubs_lock:
+            _hubs[id(old.backend)] = hub
+        ready: threading.Event | None = getattr(hub.subscription, "ready", None)
+        if ready is not None:
+            ready.wait(1.0)
+        # A transition published before the subscription was live is read now.
+        for owners in list(hub.owners.values()):
+            for owner in list(owners):
+                try:
+                    owner.resync()
+                except Exception:  # a resync must never kill the thread
+                    logger.debug("resync failed", exc_info=True)
+
+
+def _after_fork_in_child() -> None:
+    global _hubs_lock
+    _hubs_lock = threading.Lock()
+    # The parent's subscription threads are gone and their sockets are the parent's:
+    # leave them alone, subscribe again on the child's own connections.
+    _inherited.extend(_hubs.values())
+    _hubs.clear()
+    resyncer.restart_in_child()
+
 
 resyncer = _Resyncer()
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to survive
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -99,6 +99,16 @@ def admit_in_turn(
     results.put(admitted)
 
 
+def watch_for_a_trip(breaker: CircuitBreaker, ready: Any, results: Any) -> None:
+    """In a child forked after ``breaker`` was built: report whether a trip made by
+    another process reaches this one's mirror within 3 s."""
+    ready.set()
+    deadline = time.monotonic() + 3
+    while breaker.current_state != "open" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    results.put(breaker.current_state)
+
+
 def die_holding_a_probe(url: str) -> None:
     """Take the probe's lease and vanish without reporting (a crashed worker)."""
     breaker = shared_breaker(url, fail_max=1, reset_timeout=0.05, probe_timeout=0.4)

@@ -186,3 +186,27 @@ def test_a_trip_in_another_process_arrives_within_100_ms(
     process.join(10)
     assert seen - tripped < 0.1
     breaker.shutdown()
+
+
+def test_a_forked_worker_hears_transitions_published_after_the_fork(
+    redis_server: RedisServer,
+) -> None:
+    """A worker forked after the breaker was built (gunicorn --preload) hears a trip made
+    elsewhere: its subscription and resync threads are started again in the child."""
+    fork = multiprocessing.get_context("fork")
+    breaker = children.shared_breaker(redis_server.url, fail_max=1, reset_timeout=30)
+    other = children.shared_breaker(redis_server.url, fail_max=1, reset_timeout=30)
+    ready, results = fork.Event(), fork.Queue()
+    child = fork.Process(target=children.watch_for_a_trip, args=(breaker, ready, results))
+    child.start()
+    try:
+        assert ready.wait(60)
+        # Before the child subscribed again, its resync reads the trip; after, pub/sub.
+        other.record_failure(other.admit(), RuntimeError("down"))
+        assert results.get(timeout=60) == STATE_OPEN
+    finally:
+        child.join(10)
+        if child.is_alive():
+            child.terminate()
+        breaker.shutdown()
+        other.shutdown()
