@@ -17,6 +17,12 @@ timeout does:
   through the callbacks ``wait_for`` registered (private attributes, read defensively:
   when they are not there the answer is "unknown").
 
+- anyio's cancel scopes (Starlette, FastAPI, httpx) also take their cancellations
+  back, whether a deadline (``anyio.fail_after``) or a plain ``cancel()`` (a client that
+  disconnected) fired them, so the first rule would count both as timeouts. anyio's
+  cancellations carry its message; for them :func:`anyio_verdict` asks the scope that
+  was cancelled whether its deadline had passed.
+
 Python 3.10 has no ``Task.cancelling()``: every cancellation counts as nothing there.
 """
 
@@ -24,9 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.tasks
+import sys
 from typing import Any
 
-__all__ = ["absorbed", "can_judge_later", "wait_for_verdict"]
+__all__ = ["absorbed", "anyio_verdict", "can_judge_later", "wait_for_verdict"]
+
+_ANYIO_MESSAGE = "Cancelled via cancel scope "
 
 _RELEASE_WAITER: Any = getattr(asyncio.tasks, "_release_waiter", None)
 
@@ -58,3 +67,23 @@ def wait_for_verdict(task: asyncio.Task[Any]) -> bool | None:
             if isinstance(outer, asyncio.Task) and hasattr(outer, "cancelling"):
                 return bool(outer.cancelling() == 0)  # type: ignore[attr-defined,unused-ignore]
     return None
+
+
+def anyio_verdict(exc: asyncio.CancelledError, task: asyncio.Task[Any]) -> bool | None:
+    """For a cancellation by an anyio cancel scope: True when the scope's deadline had
+    passed (a timeout), False otherwise or when the scope cannot be found; None when
+    anyio did not cancel the task."""
+    message = exc.args[0] if exc.args else None
+    if not (isinstance(message, str) and message.startswith(_ANYIO_MESSAGE)):
+        return None
+    backend = sys.modules.get("anyio._backends._asyncio")
+    states = getattr(backend, "_task_states", None)
+    try:
+        scope = states[task].cancel_scope if states is not None else None
+        while scope is not None:
+            if scope.cancel_called:
+                return bool(scope.deadline <= asyncio.get_running_loop().time())
+            scope = scope._parent_scope
+    except (KeyError, AttributeError, TypeError):
+        pass  # another anyio than the one read here: count nothing rather than guess
+    return False

@@ -205,7 +205,11 @@ class BreakerEngine(SharedMirror):
             # It was slow, whoever gave up on it: counted as a slow call (not a failure).
             return await self._aoutcome(permit, failed=False, ignored=False)
         task = asyncio.current_task()
-        timed_out = None if task is None else cancels.wait_for_verdict(task)
+        timed_out = None
+        if task is not None:
+            timed_out = cancels.anyio_verdict(exc, task)
+            if timed_out is None:
+                timed_out = cancels.wait_for_verdict(task)
         if timed_out is None and task is not None and cancels.can_judge_later(task):
             # An in-task timeout takes the cancellation back once it reaches it: look
             # after this turn of the loop, when the CancelledError has travelled up.

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+import anyio
 import pybreaker
 import pytest
 
@@ -20,7 +21,7 @@ needs_cancelling = pytest.mark.skipif(
 )
 
 
-def hanging(breaker: CircuitBreaker) -> Callable[[], Awaitable[None]]:
+def hanging(breaker: CircuitBreaker) -> Callable[[], Coroutine[Any, Any, None]]:
     """A guarded coroutine that never returns (an upstream that hangs)."""
 
     @breaker
@@ -163,3 +164,34 @@ async def test_listeners_hear_a_timeout_as_a_failure(clock: FakeClock) -> None:
     assert heard == [asyncio.CancelledError]
     assert breaker.fail_counter == 1
     assert breaker.current_state != STATE_HALF_OPEN
+
+
+async def test_an_anyio_deadline_counts_as_a_failure(clock: FakeClock) -> None:
+    """anyio.fail_after (what Starlette and httpx build on) around the call: a failure."""
+    breaker = CircuitBreaker("anyio-deadline", fail_max=2, clock=clock)
+    fetch = hanging(breaker)
+    for _ in range(2):
+        with pytest.raises(TimeoutError):
+            with anyio.fail_after(0.01):
+                await fetch()
+        await _settled()
+    assert breaker.current_state == STATE_OPEN
+
+
+async def test_an_anyio_scope_cancelled_by_hand_counts_as_nothing(clock: FakeClock) -> None:
+    """A task group torn down (a client disconnected, under Starlette) takes its
+    cancellation back like a timeout does, but is none: the circuit stays closed."""
+    breaker = CircuitBreaker("anyio-cancel", fail_max=1, clock=clock)
+    fetch = hanging(breaker)
+    for _ in range(3):
+        async with anyio.create_task_group() as group:
+            group.start_soon(fetch)
+            await asyncio.sleep(0.01)
+            group.cancel_scope.cancel()
+        await _settled()
+        with anyio.CancelScope() as scope:
+            asyncio.get_running_loop().call_later(0.01, scope.cancel)
+            await fetch()
+        await _settled()
+    assert breaker.current_state == STATE_CLOSED
+    assert breaker.fail_counter == 0
