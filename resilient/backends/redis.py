@@ -9,6 +9,7 @@ a guard skips the server at once after repeated failures. Errors surface as
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +51,11 @@ _INCR = LuaScript(
 )
 
 
+# What a guard's probe reads: one GET, routed like any key (a Cluster sends it to one
+# master), answered with nil.
+_PROBE_KEY = "resilient:probe"
+
+
 def _ms(ttl: float | None) -> int | None:
     return None if ttl is None else max(1, round(ttl * 1000))
 
@@ -62,7 +68,8 @@ class RedisBackend:
             :func:`resilient.backends.backend_from_url`, or inject your own).
         name: shown in errors and logs (passwords masked).
         guard_failures: consecutive failures after which the server is skipped.
-        guard_cooldown: seconds it is skipped before one operation probes it.
+        guard_cooldown: seconds it is skipped before a probe checks it, in a thread of
+            its own: callers never wait for a probe.
         clock: monotonic seconds; used by the guard.
         lane: where :meth:`eval`, :meth:`get` and :meth:`set` connect on their own
             instead of going through ``client`` (private; set by
@@ -86,8 +93,23 @@ class RedisBackend:
         self.client: Any = client
         self.name = name
         self.clock = clock
-        self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock)
+        self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock, self._start_probe)
         self._lane = None if lane is None else SyncLane(lane)
+
+    def _start_probe(self) -> None:
+        threading.Thread(target=self._probe, name="resilient-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        lane = self._lane
+        try:
+            if lane is not None:
+                lane.get(_PROBE_KEY)
+            else:
+                self.client.get(_PROBE_KEY)
+        except Exception:  # whatever it is, the server is not answering as it should
+            self.guard.failure()
+        else:
+            self.guard.success()
 
     def _run(self, operation: Callable[[], _T]) -> _T:
         self.guard.before()
@@ -207,7 +229,8 @@ class AsyncRedisBackend:
         self._client: Any = client
         self.name = name
         self.clock = clock
-        self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock)
+        self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock, self._start_probe)
+        self._probes: set[asyncio.Task[None]] = set()  # strong references while they run
         self._lanes: PerLoop[AsyncLane] | None = None
         if lane is not None:
             self._lanes = PerLoop(lambda: AsyncLane(lane, asyncio.get_running_loop()),
@@ -242,6 +265,23 @@ class AsyncRedisBackend:
             raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         self.guard.success()
         return result
+
+    def _start_probe(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._probe())
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+
+    async def _probe(self) -> None:
+        lane = self._loop_lane()
+        try:
+            if lane is not None:
+                await lane.get(_PROBE_KEY)
+            else:
+                await self.client.get(_PROBE_KEY)
+        except Exception:  # whatever it is, the server is not answering as it should
+            self.guard.failure()
+        else:
+            self.guard.success()
 
     def _loop_lane(self) -> AsyncLane | None:
         """The running loop's lane (a connection belongs to the loop that opened it), or

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from resilient.backends import async_backend_from_url, backend_from_url
 from resilient.backends.redis import RedisBackend
 from resilient.errors import BackendError, BackendUnavailable
 from tests.support.clock import FakeClock
+from tests.support.probes import probe_threads, wait_for_probes
 from tests.support.redis_servers import RedisServer
 from tests.support.sockets import HungServer, refused_url
 
@@ -64,7 +66,8 @@ async def test_refused_connection_fails_at_once_async() -> None:
 
 
 def test_guard_skips_a_failing_backend_then_probes(clock: FakeClock) -> None:
-    """After 3 failures calls skip the server at once; after the cooldown one probes."""
+    """After 3 failures calls skip the server at once; after the cooldown a probe checks
+    it beside the callers, and while it fails the server stays skipped."""
     backend = backend_from_url(refused_url(), guard_failures=3, guard_cooldown=5, clock=clock)
     assert isinstance(backend, RedisBackend)
     calls = 0
@@ -85,11 +88,12 @@ def test_guard_skips_a_failing_backend_then_probes(clock: FakeClock) -> None:
             backend.delete("k")
     assert calls == 3  # skipped: no socket touched
     clock.advance(5)
-    with pytest.raises(BackendError) as probe:
+    with pytest.raises(BackendUnavailable):  # starts the probe, and is skipped itself
         backend.delete("k")
-    assert not isinstance(probe.value, BackendUnavailable)
-    assert calls == 4
-    with pytest.raises(BackendUnavailable):  # the probe failed: skipping again
+    assert calls == 3
+    wait_for_probes()
+    assert backend.guard.is_open  # the probe was refused: skipping again
+    with pytest.raises(BackendUnavailable):
         backend.get("k")
     backend.close()
 
@@ -98,7 +102,7 @@ def test_guard_skips_a_failing_backend_then_probes(clock: FakeClock) -> None:
 def test_guard_closes_when_the_server_returns(
     redis_factory: Callable[[], RedisServer], clock: FakeClock
 ) -> None:
-    """A killed server is skipped; once restarted, the first probe closes the guard."""
+    """A killed server is skipped; once restarted, the probe closes the guard."""
     server = redis_factory()
     backend = backend_from_url(server.url, guard_failures=1, guard_cooldown=1, clock=clock)
     backend.set("k", b"v")
@@ -109,9 +113,82 @@ def test_guard_closes_when_the_server_returns(
         backend.get("k")
     server.start()
     clock.advance(1)
+    with pytest.raises(BackendUnavailable):
+        backend.get("k")
+    wait_for_probes()
+    assert not backend.guard.is_open
     assert backend.set("k", b"w") is True
     assert backend.get("k") == b"w"
     backend.close()
+
+
+def test_a_probe_of_a_hung_server_never_delays_a_caller(
+    hung_server: HungServer, clock: FakeClock
+) -> None:
+    """The probe waits out the timeout in its own thread; every caller is answered at once."""
+    backend = backend_from_url(
+        hung_server.url, timeout=TIMEOUT, guard_failures=1, guard_cooldown=1, clock=clock
+    )
+    with pytest.raises(BackendError):
+        backend.get("k")
+    clock.advance(1)
+    started = time.perf_counter()
+    for _ in range(20):
+        with pytest.raises(BackendUnavailable):
+            backend.get("k")
+    assert time.perf_counter() - started < SLACK
+    assert probe_threads() == 1  # one probe per cooldown
+    wait_for_probes()
+    assert backend.guard.is_open  # the probe timed out: still skipped
+    backend.close()
+
+
+async def test_a_probe_of_a_hung_server_never_delays_a_caller_async(
+    hung_server: HungServer, clock: FakeClock
+) -> None:
+    """Same for asyncio: the probe is a task of its own."""
+    backend = async_backend_from_url(
+        hung_server.url, timeout=TIMEOUT, guard_failures=1, guard_cooldown=1, clock=clock
+    )
+    with pytest.raises(BackendError):
+        await backend.get("k")
+    clock.advance(1)
+    started = time.perf_counter()
+    for _ in range(20):
+        with pytest.raises(BackendUnavailable):
+            await backend.get("k")
+    assert time.perf_counter() - started < SLACK
+    probes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert len(probes) == 1
+    await asyncio.wait(probes, timeout=5)
+    assert backend.guard.is_open
+    clock.advance(1)
+    with pytest.raises(BackendUnavailable):
+        await backend.get("k")
+    await asyncio.sleep(0)  # let the new probe start
+    await backend.aclose()
+
+
+@pytest.mark.redis
+async def test_the_async_guard_closes_when_the_server_returns(
+    redis_factory: Callable[[], RedisServer], clock: FakeClock
+) -> None:
+    """The asyncio probe closes the guard once the server is back."""
+    server = redis_factory()
+    backend = async_backend_from_url(server.url, guard_failures=1, guard_cooldown=1, clock=clock)
+    await backend.set("k", b"v")
+    server.kill()
+    with pytest.raises(BackendError):
+        await backend.get("k")
+    server.start()
+    clock.advance(1)
+    with pytest.raises(BackendUnavailable):
+        await backend.get("k")
+    probes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    await asyncio.wait(probes, timeout=5)
+    assert not backend.guard.is_open
+    assert await backend.get("k") is None  # the restarted server starts empty
+    await backend.aclose()
 
 
 @pytest.mark.redis

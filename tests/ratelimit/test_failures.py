@@ -13,6 +13,7 @@ from resilient.config import Settings
 from resilient.errors import BackendError, RateLimitExceeded
 from resilient.ratelimit import RateLimiter, rate_limited
 from tests.support.clock import FakeClock
+from tests.support.probes import wait_for_probes
 from tests.support.redis_servers import RedisServer
 from tests.support.sockets import HungServer, refused_url
 
@@ -124,8 +125,10 @@ def test_local_fallback_while_redis_is_killed_then_back_to_redis(
     assert {d.source for d in during} == {"local"}
     assert [d.allowed for d in during] == [True, True, False, False]
     server.start()
-    clock.advance(1.0)  # the guard's cooldown: one call probes Redis again
+    clock.advance(1.0)  # the guard's cooldown: a probe checks Redis beside the callers
     with caplog.at_level(logging.INFO, logger="resilient.ratelimit"):
+        assert limiter.hit("a").source == "local"  # starts the probe, never waits for it
+        wait_for_probes()
         after = limiter.hit("a")
     assert after.source == "redis"
     assert after.allowed  # the restarted server starts empty
