@@ -148,6 +148,7 @@ def _redis_factories(
             "guard_failures": options.guard_failures,
             "guard_cooldown": options.guard_cooldown,
             "clock": options.clock,
+            "share_guard": True,
         }
 
     def lane(parts: SplitResult, options: BackendOptions) -> LaneAddress | None:

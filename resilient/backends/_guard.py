@@ -10,12 +10,19 @@ out a whole operation timeout, so while Redis is down one request per cooldown a
 backend paid 100 ms (measured under load: p99 added latency 99 ms). With a ``probe``
 given, the first caller after the cooldown starts it off the request path and is skipped
 like the others; the probe's outcome closes the guard or starts another cooldown.
+
+Why backends built from one URL share a guard (:func:`shared_guard`): a process holds a
+backend per feature (a limiter, a cache, a breaker, the HTTP cache), and each guard of
+its own learnt that the server was down by failing ``failures`` operations, each a
+timeout in some request, including a feature first used minutes into an outage. One
+guard per server and process pays that once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 
 from resilient.backends.base import Clock
@@ -28,29 +35,18 @@ class BackendGuard:
     """Consecutive-failure guard with one probe per cooldown."""
 
     __slots__ = (
+        "__weakref__",
         "_clock",
         "_cooldown",
         "_failures",
         "_limit",
         "_lock",
         "_open_until",
-        "_probe",
         "name",
     )
 
-    def __init__(
-        self,
-        name: str,
-        failures: int,
-        cooldown: float,
-        clock: Clock,
-        probe: Callable[[], None] | None = None,
-    ) -> None:
-        """``probe`` starts a check of the backend off the caller's path (a thread or a
-        task) that reports through :meth:`success` or :meth:`failure`; without it the
-        first caller after a cooldown is the probe."""
+    def __init__(self, name: str, failures: int, cooldown: float, clock: Clock) -> None:
         self.name = name
-        self._probe = probe
         self._limit = failures
         self._cooldown = cooldown
         self._clock = clock
@@ -63,8 +59,13 @@ class BackendGuard:
         """True while the backend is being skipped."""
         return self._open_until is not None
 
-    def before(self) -> None:
-        """Raise :class:`BackendUnavailable` unless an operation may go ahead."""
+    def before(self, probe: Callable[[], None] | None = None) -> None:
+        """Raise :class:`BackendUnavailable` unless an operation may go ahead.
+
+        ``probe`` starts a check of the backend off the caller's path (a thread or a
+        task) that reports through :meth:`success` or :meth:`failure`; without it the
+        first caller after a cooldown is the probe.
+        """
         if self._open_until is None:  # the hot path: no lock, no clock
             return
         now = self._clock()
@@ -78,7 +79,6 @@ class BackendGuard:
                 )
             # One probe per cooldown: the others keep skipping meanwhile.
             self._open_until = now + self._cooldown
-        probe = self._probe
         if probe is None:
             return  # this caller probes
         probe()
@@ -109,3 +109,20 @@ class BackendGuard:
                 self._limit,
                 self._cooldown,
             )
+
+
+_SHARED: weakref.WeakValueDictionary[tuple[str, int, float, Clock], BackendGuard] = (
+    weakref.WeakValueDictionary()
+)
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_guard(name: str, failures: int, cooldown: float, clock: Clock) -> BackendGuard:
+    """The guard of every live backend of this process built for server ``name`` (its
+    URL without secrets) with the same settings; a new one when there is none."""
+    key = (name, failures, cooldown, clock)
+    with _SHARED_LOCK:
+        guard = _SHARED.get(key)
+        if guard is None:
+            guard = _SHARED[key] = BackendGuard(name, failures, cooldown, clock)
+        return guard

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import NoScriptError, RedisError
 
-from resilient.backends._guard import BackendGuard
+from resilient.backends._guard import BackendGuard, shared_guard
 from resilient.backends._lane import LaneAddress, SyncLane
 from resilient.backends._lane_async import ECHO, AsyncLane
 from resilient.backends._per_loop import PerLoop
@@ -74,6 +74,9 @@ class RedisBackend:
         lane: where :meth:`eval`, :meth:`get` and :meth:`set` connect on their own
             instead of going through ``client`` (private; set by
             :func:`resilient.backends.backend_from_url`).
+        share_guard: use the guard of this process's other backends of ``name`` (set by
+            :func:`resilient.backends.backend_from_url`), so that a server found down by
+            one feature is skipped by all.
 
     .. versionadded:: 0.1
     """
@@ -89,11 +92,14 @@ class RedisBackend:
         guard_cooldown: float = 1.0,
         clock: Clock = monotonic,
         lane: LaneAddress | None = None,
+        share_guard: bool = False,
     ) -> None:
         self.client: Any = client
         self.name = name
         self.clock = clock
-        self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock, self._start_probe)
+        self.guard = (shared_guard if share_guard else BackendGuard)(
+            name, guard_failures, guard_cooldown, clock
+        )
         self._lane = None if lane is None else SyncLane(lane)
 
     def _start_probe(self) -> None:
@@ -112,7 +118,7 @@ class RedisBackend:
             self.guard.success()
 
     def _run(self, operation: Callable[[], _T]) -> _T:
-        self.guard.before()
+        self.guard.before(self._start_probe)
         try:
             result = operation()
         except _FAILURES as exc:
@@ -205,6 +211,8 @@ class AsyncRedisBackend:
             backend is used from (private; set for the clients that
             :func:`resilient.backends.async_backend_from_url` builds). Without it the
             backend uses ``client`` in any loop, as redis-py allows.
+        share_guard: as for :class:`RedisBackend`; sync and asyncio backends of one
+            server share the guard too.
 
     One backend serves any number of event loops (threads with loops of their own,
     ``asyncio.run()`` per call): connections are kept per loop and closed when their
@@ -225,11 +233,14 @@ class AsyncRedisBackend:
         clock: Clock = monotonic,
         lane: LaneAddress | None = None,
         client_factory: Callable[[], Any] | None = None,
+        share_guard: bool = False,
     ) -> None:
         self._client: Any = client
         self.name = name
         self.clock = clock
-        self.guard = BackendGuard(name, guard_failures, guard_cooldown, clock, self._start_probe)
+        self.guard = (shared_guard if share_guard else BackendGuard)(
+            name, guard_failures, guard_cooldown, clock
+        )
         self._probes: set[asyncio.Task[None]] = set()  # strong references while they run
         self._lanes: PerLoop[AsyncLane] | None = None
         if lane is not None:
@@ -256,7 +267,7 @@ class AsyncRedisBackend:
         return self._client
 
     async def _run(self, operation: Callable[[], Awaitable[_T]]) -> _T:
-        self.guard.before()
+        self.guard.before(self._start_probe)
         try:
             result = await operation()
         except _FAILURES as exc:

@@ -6,11 +6,13 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from resilient.backends import async_backend_from_url, backend_from_url
-from resilient.backends.redis import RedisBackend
+from resilient.backends._guard import BackendGuard
+from resilient.backends.redis import AsyncRedisBackend, RedisBackend
 from resilient.errors import BackendError, BackendUnavailable
 from tests.support.clock import FakeClock
 from tests.support.probes import probe_threads, wait_for_probes
@@ -21,6 +23,11 @@ pytestmark = pytest.mark.usefixtures("paused_gc")
 
 TIMEOUT = 0.1
 SLACK = 0.05
+
+
+def guard_of(backend: object) -> BackendGuard:
+    assert isinstance(backend, (RedisBackend, AsyncRedisBackend))
+    return backend.guard
 
 
 def test_hung_server_fails_within_timeout(hung_server: HungServer) -> None:
@@ -92,7 +99,7 @@ def test_guard_skips_a_failing_backend_then_probes(clock: FakeClock) -> None:
         backend.delete("k")
     assert calls == 3
     wait_for_probes()
-    assert backend.guard.is_open  # the probe was refused: skipping again
+    assert guard_of(backend).is_open  # the probe was refused: skipping again
     with pytest.raises(BackendUnavailable):
         backend.get("k")
     backend.close()
@@ -116,7 +123,7 @@ def test_guard_closes_when_the_server_returns(
     with pytest.raises(BackendUnavailable):
         backend.get("k")
     wait_for_probes()
-    assert not backend.guard.is_open
+    assert not guard_of(backend).is_open
     assert backend.set("k", b"w") is True
     assert backend.get("k") == b"w"
     backend.close()
@@ -139,7 +146,7 @@ def test_a_probe_of_a_hung_server_never_delays_a_caller(
     assert time.perf_counter() - started < SLACK
     assert probe_threads() == 1  # one probe per cooldown
     wait_for_probes()
-    assert backend.guard.is_open  # the probe timed out: still skipped
+    assert guard_of(backend).is_open  # the probe timed out: still skipped
     backend.close()
 
 
@@ -161,7 +168,7 @@ async def test_a_probe_of_a_hung_server_never_delays_a_caller_async(
     probes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     assert len(probes) == 1
     await asyncio.wait(probes, timeout=5)
-    assert backend.guard.is_open
+    assert guard_of(backend).is_open
     clock.advance(1)
     with pytest.raises(BackendUnavailable):
         await backend.get("k")
@@ -186,7 +193,7 @@ async def test_the_async_guard_closes_when_the_server_returns(
         await backend.get("k")
     probes = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
     await asyncio.wait(probes, timeout=5)
-    assert not backend.guard.is_open
+    assert not guard_of(backend).is_open
     assert await backend.get("k") is None  # the restarted server starts empty
     await backend.aclose()
 
@@ -245,4 +252,26 @@ def test_subscription_resets_on_drop_and_reconnect(
         assert got[0] == b"after"
     finally:
         subscription.close()
+        backend.close()
+
+
+def test_backends_of_one_server_share_its_guard(hung_server: HungServer) -> None:
+    """A server found down through one backend is skipped by every backend built from its
+    URL, sync and asyncio alike: no second feature pays its own timeouts to learn it."""
+    options: dict[str, Any] = {"timeout": TIMEOUT, "guard_failures": 1, "guard_cooldown": 60}
+    limiter_backend = backend_from_url(hung_server.url, **options)
+    cache_backend = backend_from_url(hung_server.url, **options)
+    async_backend = async_backend_from_url(hung_server.url, **options)
+    assert guard_of(cache_backend) is guard_of(limiter_backend) is guard_of(async_backend)
+    with pytest.raises(BackendError):
+        limiter_backend.get("k")  # one timeout opens the server's guard
+    started = time.perf_counter()
+    with pytest.raises(BackendUnavailable):
+        cache_backend.get("k")
+    with pytest.raises(BackendUnavailable):
+        asyncio.run(async_backend.get("k"))
+    assert time.perf_counter() - started < SLACK
+    other = backend_from_url(hung_server.url, timeout=TIMEOUT, guard_failures=2)
+    assert guard_of(other) is not guard_of(limiter_backend)  # other settings: a guard of its own
+    for backend in (limiter_backend, cache_backend, other):
         backend.close()
