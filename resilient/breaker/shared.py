@@ -8,6 +8,7 @@ Transitions reach the other processes through :mod:`resilient.breaker._hub`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -16,19 +17,28 @@ from collections.abc import Callable
 
 from pybreaker import STATE_CLOSED, STATE_HALF_OPEN, STATE_OPEN
 
-from resilient.backends.base import AsyncBackend, SyncBackend, hash_tag
+from resilient.backends.base import AsyncBackend, LuaScript, SyncBackend, hash_tag
 from resilient.breaker._script import EVENT
 from resilient.breaker.policies import ConsecutiveFailures
 from resilient.breaker.state import Intent, Snapshot, StateMachine
-from resilient.errors import ConfigurationError
+from resilient.errors import BackendError, ConfigurationError
 
-__all__ = ["CHANNEL", "STATES", "SharedStore", "parse"]
+__all__ = ["CHANNEL", "REGISTRY_KEY", "STATES", "SharedStore", "parse", "state_keys"]
 
 logger = logging.getLogger("resilient.breaker")
 
 #: The pub/sub channel every shared breaker publishes its transitions on.
 CHANNEL = "resilient:breaker:events"
 STATES = (STATE_CLOSED, STATE_OPEN, STATE_HALF_OPEN)
+#: A hash of every shared breaker's name and settings (JSON), read by ``resilient inspect``
+#: and ``resilient breaker``: state keys expire, and SCAN is no way to list them on a busy
+#: server. One key, so it works on Redis Cluster; written once per store, and it expires
+#: a day after the last breaker was built, as unused state keys do (SCAN finds the rest).
+REGISTRY_KEY = "resilient:breakers"
+_REGISTER = LuaScript(
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+)
 _KEY_TTL_MS = 86_400_000  # an unused breaker's keys go after a day (or 2 x reset_timeout)
 _OPS = {
     Intent.COUNT_FAILURE: "fail",
@@ -64,6 +74,12 @@ def parse(reply: object) -> tuple[int, ...]:
     """The script's reply: state, generation, remaining ms, failures, successes, granted,
     server time (ms)."""
     return tuple(int(value) for value in reply)  # type: ignore[attr-defined]
+
+
+def state_keys(name: str) -> tuple[str, str]:
+    """The keys of breaker ``name``: its state hash and its probe leases."""
+    tag = hash_tag(f"resilient:breaker:{name}")
+    return f"{tag}:state", f"{tag}:probes"
 
 
 class SharedStore:
@@ -114,8 +130,8 @@ class SharedStore:
         self._owns = owns_backends
         # Server time minus local clock, measured on each reply; None until the first.
         self.offset: float | None = None
-        tag = hash_tag(f"resilient:breaker:{name}")
-        self.keys = (f"{tag}:state", f"{tag}:probes")
+        self.keys = state_keys(name)
+        self._registered = False
 
     def lease_id(self, lease: int) -> str:
         """The probe lease as stored in Redis: unique across processes and acquisitions.
@@ -148,7 +164,10 @@ class SharedStore:
         args = self._args(op, generation, lease)
         sent = self._clock()
         reply = self.backend.eval(EVENT, self.keys, args)
-        return self._read(reply, sent)
+        result = self._read(reply, sent)
+        if not self._registered:
+            self._register()
+        return result
 
     async def arun(self, op: str, generation: int, lease: int = 0) -> tuple[Snapshot, bool]:
         """The asyncio twin of :meth:`run`, over the loop's async backend."""
@@ -156,7 +175,35 @@ class SharedStore:
         args = self._args(op, generation, lease)
         sent = self._clock()
         reply = await backend.eval(EVENT, self.keys, args)
-        return self._read(reply, sent)
+        result = self._read(reply, sent)
+        if not self._registered:
+            self._registered = True  # one attempt per store: a lost write costs nothing
+            try:
+                await backend.eval(_REGISTER, (REGISTRY_KEY,), self._registration())
+            except BackendError:
+                logger.debug("breaker %r: not recorded in %s", self.name, REGISTRY_KEY)
+        return result
+
+    def _registration(self) -> list[str | int]:
+        machine = self.machine
+        policy = machine.policy
+        settings = {
+            "reset_timeout": machine.reset_timeout,
+            "fail_max": policy.fail_max if isinstance(policy, ConsecutiveFailures) else 0,
+            "success_threshold": machine.success_threshold,
+            "permitted_calls": machine.permitted_calls,
+            "probe_timeout": machine.probe_timeout,
+        }
+        return [self.name, json.dumps(settings, separators=(",", ":")), _KEY_TTL_MS]
+
+    def _register(self) -> None:
+        # After the first reply (the construction's sync, usually): the events that
+        # follow still cost one round trip each.
+        self._registered = True  # one attempt per store: a lost write costs nothing
+        try:
+            self.backend.eval(_REGISTER, (REGISTRY_KEY,), self._registration())
+        except BackendError:
+            logger.debug("breaker %r: not recorded in %s", self.name, REGISTRY_KEY)
 
     def _read(self, reply: object, sent: float) -> tuple[Snapshot, bool]:
         state, generation, remaining, failures, successes, granted, now = parse(reply)
