@@ -37,6 +37,7 @@ def build_pipeline(
     given: bool,
     on_reject: RejectionFactory | None = None,
     hmac_key: str | bytes | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> Pipeline:
     """The steps of a middleware, configured once.
 
@@ -56,12 +57,14 @@ def build_pipeline(
         on_reject: builds the body of 429 and 503 answers.
         hmac_key: signs stored responses; ``None`` for ``RESILIENT_HTTP_CACHE_HMAC_KEY``,
             else ``RESILIENT_CACHE_HMAC_KEY`` (neither: unsigned).
+        exclude: path patterns no step touches; ``None`` for
+            ``RESILIENT_HTTP_EXCLUDE_PATHS``.
     """
     # An injected clock moves everything in tests; the default wall clock is not for
     # counting windows and timeouts (limiters and breakers then use their monotonic one).
     timer = None if clock is time.time else clock
     routes = Routes(rules, settings, backend=backend if given else None,
-                    asynchronous=asynchronous, clock=timer)  # fmt: skip
+                    asynchronous=asynchronous, clock=timer, exclude=exclude)  # fmt: skip
     if hmac_key is None:
         hmac_key = settings.http.cache_hmac_key or settings.cache.hmac_key
     store = ResponseStore(backend, prefix=settings.http.key_prefix, hmac_key=hmac_key,

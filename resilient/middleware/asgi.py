@@ -127,6 +127,11 @@ class ResilientASGIMiddleware:
             or forged in Redis, or copied under another key) is a miss. Default:
             ``RESILIENT_HTTP_CACHE_HMAC_KEY``, else ``RESILIENT_CACHE_HMAC_KEY``; the
             algorithm is ``RESILIENT_CACHE_HMAC_ALGORITHM``.
+        exclude: path patterns left alone, in the syntax of rule paths: requests there
+            go to the app as if there were no middleware (no cache, limits or breaker,
+            whatever rule matches). Default: ``RESILIENT_HTTP_EXCLUDE_PATHS``
+            (``/metrics/**``, ``/health/**``, ``/healthz/**``, ``/livez/**``,
+            ``/readyz/**``); ``()`` for none.
 
     Raises:
         ConfigurationError: a rule, policy or setting is unusable.
@@ -144,6 +149,7 @@ class ResilientASGIMiddleware:
         clock: Clock = time.time,
         on_reject: RejectionFactory | None = None,
         hmac_key: str | bytes | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> None:
         settings = Settings.from_env() if settings is None else settings
         given = backend is not None
@@ -155,7 +161,7 @@ class ResilientASGIMiddleware:
         self.backend = backend
         self._pipeline = build_pipeline(rules, settings, backend, clock, asynchronous=True,
                                         given=given, on_reject=on_reject,
-                                        hmac_key=hmac_key)  # fmt: skip
+                                        hmac_key=hmac_key, exclude=exclude)  # fmt: skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

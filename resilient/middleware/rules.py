@@ -33,7 +33,7 @@ from resilient.breaker import CircuitBreaker
 from resilient.config import HttpSettings, Settings
 from resilient.errors import ConfigurationError
 from resilient.middleware._limits import LimitKey, RouteLimit
-from resilient.middleware._patterns import compile_pattern, method_set
+from resilient.middleware._patterns import compile_pattern, excluded_paths, method_set
 from resilient.middleware._resolve import BreakerBuilder, LimitBuilder
 from resilient.ratelimit import RateLimiter, parse_limits
 from resilient.sansio.decisions import CacheRules
@@ -271,12 +271,19 @@ class Routes:
         backend: where rate limits count (an injected backend), else their settings.
         asynchronous: ``backend`` is an asyncio backend.
         clock: monotonic seconds for the limiters and breakers built here, or ``None``.
+        exclude: path patterns left alone (the syntax of :attr:`Rule.path`): requests
+            on them get :attr:`bypass`, whatever rule matches. ``None``:
+            ``RESILIENT_HTTP_EXCLUDE_PATHS``.
+
+    Attributes:
+        default: the route of requests no rule matches.
+        bypass: the route of excluded paths: no cache, no limit, no breaker.
 
     Raises:
-        ConfigurationError: a rule or policy value is unusable.
+        ConfigurationError: a rule, policy or excluded pattern is unusable.
     """
 
-    __slots__ = ("_rules", "default", "has_breakers", "has_limits")
+    __slots__ = ("_excluded", "_rules", "bypass", "default", "has_breakers", "has_limits")
 
     def __init__(
         self,
@@ -286,7 +293,13 @@ class Routes:
         backend: SyncBackend | AsyncBackend | None = None,
         asynchronous: bool = False,
         clock: Clock | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> None:
+        patterns = settings.http.exclude_paths if exclude is None else exclude
+        # Read from the table: name the variable, not the keyword, when one is unusable.
+        argument = "RESILIENT_HTTP_EXCLUDE_PATHS" if exclude is None else "exclude"
+        self._excluded = excluded_paths(patterns, argument)
+        self.bypass = Route(None, None)
         for rule in rules:
             if not isinstance(rule, Rule):
                 raise ConfigurationError("rules", rule, "Rule objects")
@@ -307,7 +320,11 @@ class Routes:
         self.has_breakers = any(route.breaker is not None for route in routes)
 
     def match(self, method: str, path: str) -> Route:
-        """The route of the first rule covering ``method`` on ``path``, else the default."""
+        """The route of the first rule covering ``method`` on ``path``, else the default;
+        :attr:`bypass` for an excluded path, even where a rule matches (exclusion is how
+        operators leave a path alone without code, so it must not lose to one)."""
+        if self._excluded is not None and self._excluded(path):
+            return self.bypass
         for rule, route in self._rules:
             if rule.matches(method, path):
                 return route

@@ -105,6 +105,11 @@ class ResilientWSGIMiddleware:
             or forged in Redis, or copied under another key) is a miss. Default:
             ``RESILIENT_HTTP_CACHE_HMAC_KEY``, else ``RESILIENT_CACHE_HMAC_KEY``; the
             algorithm is ``RESILIENT_CACHE_HMAC_ALGORITHM``.
+        exclude: path patterns left alone, in the syntax of rule paths: requests there
+            go to the app as if there were no middleware (no cache, limits or breaker,
+            whatever rule matches). Default: ``RESILIENT_HTTP_EXCLUDE_PATHS``
+            (``/metrics/**``, ``/health/**``, ``/healthz/**``, ``/livez/**``,
+            ``/readyz/**``); ``()`` for none.
 
     Raises:
         ConfigurationError: a rule, policy or setting is unusable.
@@ -122,6 +127,7 @@ class ResilientWSGIMiddleware:
         clock: Clock = time.time,
         on_reject: RejectionFactory | None = None,
         hmac_key: str | bytes | None = None,
+        exclude: Sequence[str] | None = None,
     ) -> None:
         settings = Settings.from_env() if settings is None else settings
         given = backend is not None
@@ -133,7 +139,7 @@ class ResilientWSGIMiddleware:
         self.backend = backend
         self._pipeline = build_pipeline(rules, settings, backend, clock, asynchronous=False,
                                         given=given, on_reject=on_reject,
-                                        hmac_key=hmac_key)  # fmt: skip
+                                        hmac_key=hmac_key, exclude=exclude)  # fmt: skip
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
