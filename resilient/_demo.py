@@ -1,109 +1,165 @@
-"""``resilient demo``: each feature at work on the configured backend. Strictly private.
+"""``resilient demo``: a small service under load, without resilient and with it. Strictly private.
 
-It runs in well under two seconds: a cached slow lookup, a breaker that trips on a failing
-upstream and recovers through one probe, and a rate limit that admits exactly its quota.
-Names carry the process id so that runs against a shared Redis do not see each other.
+The service (``GET /items/{id}``, see :mod:`resilient._demo_app`) depends on an upstream
+that takes 20 to 50 ms, fails 5% of calls, and goes down completely for a while in the
+middle of each run. Clients (:mod:`resilient._demo_load`) send it traffic for half the
+duration with the bare app, then half behind :class:`~resilient.ResilientWSGIMiddleware`
+with a cached item route, a rate limit per client and a breaker around the upstream; the
+two summaries are printed side by side (:mod:`resilient._demo_report`).
+
+Names in the backend carry a part unique to the run (so that runs on a shared Redis do not
+see each other's counts); what is printed uses the names a user would give.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
-from resilient.breaker import CircuitBreaker
-from resilient.cache import cached
-from resilient.config import Settings, mask_url
-from resilient.errors import CircuitOpenError, RateLimitExceeded
-from resilient.ratelimit import RateLimiter, rate_limit_headers
+from resilient._demo_app import Plan
+from resilient._demo_html import page
+from resilient._demo_load import CLIENTS, Record, drive
+from resilient._demo_report import Summary, table
+from resilient._demo_servers import DemoError, Servers
+from resilient._secrets import mask_url
+from resilient.backends import backend_from_url
+from resilient.errors import BackendError
 
-_SLOW_LOOKUP = 0.05  # seconds the uncached function takes
-_RESET_TIMEOUT = 0.3  # seconds the demo breaker stays open
-
-
-def _micro(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.1f} ms"
+DEFAULT_DURATION = 10.0  # seconds, both runs together
 
 
-def _cache(settings: Settings, run: str, out: TextIO) -> bool:
-    calls = 0
-
-    @cached(ttl=30, name=f"demo.{run}.price", settings=settings)
-    def price(item: str) -> float:
-        nonlocal calls
-        calls += 1
-        time.sleep(_SLOW_LOOKUP)  # the "database"
-        return 9.99
-
-    out.write(f"\n1. Caching: @cached(ttl=30) on a lookup that takes {_SLOW_LOOKUP * 1e3:.0f} ms\n")
-    for attempt in (1, 2, 3):
-        started = time.perf_counter()
-        value = price("book")
-        elapsed = time.perf_counter() - started
-        out.write(f"   call {attempt}: {value} in {_micro(elapsed)}\n")
-    stats = price.stats()
-    out.write(f"   the function ran {calls} time(s); hits={stats.hits} misses={stats.misses}\n")
-    price.invalidate("book")
-    return calls == 1 and stats.hits == 2
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
 
 
-def _breaker(settings: Settings, run: str, out: TextIO) -> bool:
-    breaker = CircuitBreaker(
-        f"demo.{run}.upstream",
-        fail_max=3,
-        reset_timeout=_RESET_TIMEOUT,
-        settings=settings,
+def plan_for(phase: float, backend_url: str, run: str, workers: int) -> Plan:
+    """The service's settings for runs of ``phase`` seconds: timings scale with it, so a
+    short run still sees the outage, the breaker trip and recover, and cache hits."""
+    environ = {
+        # Only what the demo sets: the same figures whatever else the environment tunes.
+        "RESILIENT_BACKEND_URL": backend_url,
+        "RESILIENT_HTTP_KEY_PREFIX": f"resilient:demo:{run}:http",
+        "RESILIENT_RATELIMIT_KEY_PREFIX": f"resilient:demo:{run}:limits",
+    }
+    return Plan(
+        outage=(0.3 * phase, 0.6 * phase),
+        cache_ttl=_clamp(0.2 * phase, 0.2, 1.0),
+        reset_timeout=_clamp(0.08 * phase, 0.1, 0.5),
+        run=run,
+        environ=environ,
+        shared=workers > 1,
     )
-    healthy = False
-
-    def upstream() -> str:
-        if not healthy:
-            raise ConnectionError("upstream refused the connection")
-        return "200 OK"
-
-    out.write("\n2. Circuit breaker: fail_max=3, reset_timeout=0.3s, upstream down\n")
-    rejected = 0
-    for attempt in range(1, 6):
-        try:
-            breaker.call(upstream)
-        except CircuitOpenError as exc:
-            rejected += 1
-            out.write(f"   call {attempt}: rejected at once, retry after {exc.retry_after:.2f}s\n")
-        except ConnectionError as exc:
-            out.write(f"   call {attempt}: failed ({exc}); state {breaker.current_state}\n")
-    healthy = True
-    time.sleep(_RESET_TIMEOUT)
-    result = breaker.call(upstream)
-    out.write(f"   after {_RESET_TIMEOUT}s, upstream back: one probe -> {result}; ")
-    out.write(f"state {breaker.current_state}\n")
-    return rejected == 2 and breaker.current_state == "closed"
 
 
-def _rate_limit(settings: Settings, run: str, out: TextIO) -> bool:
-    limiter = RateLimiter("5/second", name=f"demo.{run}.api", settings=settings)
-    out.write("\n3. Rate limit: 5/second for client 203.0.113.7, 8 calls at once\n")
-    admitted = 0
-    for attempt in range(1, 9):
-        decision = limiter.hit("203.0.113.7")
-        if decision.allowed:
-            admitted += 1
-            continue
-        error = RateLimitExceeded("5/second", decision.retry_after)
-        out.write(f"   call {attempt}: 429, {error}\n")
-        if attempt == 8:
-            for name, value in rate_limit_headers(decision, status=429):
-                out.write(f"     {name}: {value}\n")
-    out.write(f"   admitted {admitted} of 8\n")
-    return admitted == 5
+def unreachable(url: str) -> str | None:
+    """Why the backend at ``url`` cannot be used, in a few words; ``None`` when it can."""
+    if url.startswith("memory://"):
+        return None
+    backend = backend_from_url(url)
+    try:
+        backend.get("resilient:demo:ping")
+    except BackendError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        return str(cause or exc).split(": ", 1)[-1]
+    finally:
+        backend.close()
+    return None
 
 
-def run_demo(settings: Settings, out: TextIO) -> int:
-    """Run the three demonstrations; exit status 0 when each behaved as it should."""
-    run = f"{os.getpid()}-{time.time_ns() % 1_000_000}"
-    out.write(f"resilient demo on {mask_url(settings.backend_url)}")
-    out.write(" (set RESILIENT_BACKEND_URL=redis://... to use Redis)\n")
-    results = [_cache(settings, run, out), _breaker(settings, run, out)]
-    results.append(_rate_limit(settings, run, out))
-    verdict = "all three behaved as expected" if all(results) else "something misbehaved"
-    out.write(f"\n{verdict}\n")
-    return 0 if all(results) else 1
+class Progress:
+    """One updating line on a terminal; elsewhere a plain line about once a second."""
+
+    def __init__(self, out: TextIO, label: str, duration: float, tty: bool) -> None:
+        self._out, self._label, self._duration, self._tty = out, label, duration, tty
+        self._next_line = 1.0
+        self._text = ""
+
+    def __call__(self, elapsed: float, record: Record) -> None:
+        statuses = list(record.statuses)
+        self._text = (
+            f"  {self._label:<18} {elapsed:4.1f}/{self._duration:.1f} s  "
+            f"{len(statuses):6,} requests  {sum(1 for s in statuses if 200 <= s < 300):6,} "
+            f"served  {statuses.count(429):5,} x 429  {statuses.count(503):5,} x 503"
+        )
+        if self._tty:
+            self._out.write(f"\r{self._text}")
+        elif self._next_line <= elapsed < self._duration:
+            self._out.write(f"{self._text}\n")
+            self._next_line += 1.0
+        else:
+            return  # the last line is written once, by done()
+        self._out.flush()
+
+    def done(self) -> None:
+        """End the display: the terminal's line stays; elsewhere the final figures."""
+        self._out.write("\n" if self._tty else f"{self._text}\n")
+
+
+def _run(plan: Plan, *, resilient: bool, workers: int, phase: float, out: TextIO,
+         tty: bool) -> Summary:  # fmt: skip
+    label = "with resilient" if resilient else "without resilient"
+    servers = Servers(plan, resilient=resilient, workers=workers)
+    try:
+        progress = Progress(out, label, phase, tty)
+        servers.begin(time.time())
+        started = time.monotonic()
+        record = drive(servers.ports, phase, progress=progress)
+        seconds = time.monotonic() - started
+        progress.done()
+    finally:
+        calls, trips = servers.stop()
+    return Summary.of(label, record, calls, trips, seconds)
+
+
+def run_demo(backend_url: str, out: TextIO, *, duration: float = DEFAULT_DURATION,
+             workers: int = 1, html: str | None = None, err: TextIO | None = None,
+             tty: bool | None = None) -> int:  # fmt: skip
+    """Run the demo; exit status 0 when it ran, 1 when it could not (said in one line)."""
+    err = sys.stderr if err is None else err
+    tty = out.isatty() if tty is None else tty
+    shown = mask_url(backend_url)
+    if not duration > 0:
+        err.write("resilient demo: --duration must be a positive number of seconds\n")
+        return 2
+    if workers > 1 and backend_url.startswith("memory://"):
+        err.write(f"resilient demo: --workers {workers} needs a shared backend: on memory:// "
+                  "each process would count alone (add --backend redis://...)\n")  # fmt: skip
+        return 2
+    reason = unreachable(backend_url)
+    if reason is not None:
+        err.write(f"resilient demo: cannot reach {shown} ({reason})\n")
+        return 1
+    phase = duration / 2
+    run = f"{os.getpid()}-{secrets.token_hex(4)}"
+    plan = plan_for(phase, backend_url, run, workers)
+    processes = f"{workers} server processes" if workers > 1 else "one server process"
+    out.write(
+        f"resilient demo on {shown}, {processes}: {len(CLIENTS)} clients "
+        f"({len(CLIENTS) - 1} polite, 1 greedy) ask GET /items/{{id}} for {phase:.1f} s "
+        "without resilient, then as long with it.\n"
+        f"The upstream takes {plan.slow[0] * 1e3:.0f}-{plan.slow[1] * 1e3:.0f} ms, fails "
+        f"{plan.failure_rate:.0%} of calls, and is down from {plan.outage[0]:.1f} s to "
+        f"{plan.outage[1]:.1f} s into each run.\n"
+        f"With resilient: cached for {plan.cache_ttl:.1f} s (stale if error), "
+        f"{plan.limits} per client, breaker 'upstream' (fail_max={plan.fail_max}, "
+        f"reset_timeout={plan.reset_timeout:.1f}s).\n\n"
+    )
+    out.flush()
+    try:
+        without = _run(plan, resilient=False, workers=workers, phase=phase, out=out, tty=tty)
+        with_ = _run(plan, resilient=True, workers=workers, phase=phase, out=out, tty=tty)
+    except DemoError as exc:
+        err.write(f"resilient demo: {exc}\n")
+        return 1
+    out.write("\n" + table(without, with_))
+    if html is not None:
+        heading = f"On {shown}, {processes}, {phase:.1f} s per run."
+        Path(html).write_text(page((without, with_), heading), encoding="utf-8")
+        out.write(f"\nreport written to {html}\n")
+    return 0

@@ -64,19 +64,6 @@ def test_console_script_runs() -> None:
     assert "RESILIENT_BACKEND_URL" in result.stdout
 
 
-def test_demo_shows_each_feature_working() -> None:
-    """resilient demo caches, trips and recovers a breaker, and limits: exit status 0."""
-    out = io.StringIO()
-    assert main(["demo"], out) == 0
-    text = out.getvalue()
-    assert "the function ran 1 time(s); hits=2 misses=1" in text
-    assert text.count("rejected at once") == 2
-    assert "one probe -> 200 OK; state closed" in text
-    assert "admitted 5 of 8" in text
-    assert 'RateLimit-Policy: "5-in-1s";q=5;w=1' in text
-    assert "all three behaved as expected" in text
-
-
 def test_configuration_doc_is_generated_and_current() -> None:
     """docs/configuration.md is exactly what the table renders (python -m resilient._docgen)."""
     committed = (ROOT / "docs" / "configuration.md").read_text()

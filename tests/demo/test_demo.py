@@ -1,0 +1,157 @@
+"""``resilient demo`` on the in-memory default: figures, report, errors, clean exit."""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import re
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resilient import _demo, _demo_servers
+from resilient._demo_load import Record
+from resilient._demo_report import Summary, percentile
+from resilient.cli import main
+from tests.demo.support import assert_consistent, summary
+from tests.support.redis_servers import free_port
+
+RUN_PART = re.compile(r"\d+-[0-9a-f]{8}")  # the run's unique part of names in the backend
+
+
+@pytest.fixture(scope="module")
+def short_run() -> str:
+    """One short default run (2 s: 1 s without resilient, 1 s with), shared by tests."""
+    out = io.StringIO()
+    assert main(["demo", "--duration", "2"], out) == 0
+    return out.getvalue()
+
+
+def test_short_run_figures_are_consistent_and_show_each_feature(short_run: str) -> None:
+    """Every request sent is counted once; the cache saves upstream calls and answers
+    some requests; the greedy client meets the limit; the forced outage trips the breaker."""
+    rows = summary(short_run)
+    assert_consistent(rows)
+    without, with_ = rows["upstream calls"]
+    assert with_ < without
+    assert rows["cache hit ratio"][1] > 0
+    assert rows["cache hit ratio"][0] == 0
+    assert rows["rate limited (429)"] == (0, rows["rate limited (429)"][1])
+    assert rows["rate limited (429)"][1] > 0
+    assert rows["breaker trips"][0] == 0
+    assert rows["breaker trips"][1] >= 1
+    assert rows["latency p50"][1] < rows["latency p50"][0]
+
+
+def test_output_names_what_a_user_would_name(short_run: str) -> None:
+    """The breaker is 'upstream', never its name in the backend, which carries the run."""
+    assert "breaker 'upstream'" in short_run
+    assert "demo." not in short_run
+    assert RUN_PART.search(short_run) is None
+
+
+def test_breaker_logs_use_the_shown_name(caplog: pytest.LogCaptureFixture) -> None:
+    """The breaker's own log lines (its trips) say 'upstream' too."""
+    with caplog.at_level(logging.INFO, logger="resilient.breaker"):
+        assert main(["demo", "--duration", "1"], io.StringIO()) == 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert "breaker 'upstream': closed -> open" in messages
+    assert not [message for message in messages if RUN_PART.search(message)]
+    assert not logging.getLogger("resilient.breaker").filters  # removed after the run
+
+
+def test_progress_is_plain_lines_without_a_terminal(short_run: str) -> None:
+    """No carriage returns when the output is not a terminal (CI logs stay readable)."""
+    assert "\r" not in short_run
+    assert re.search(r"^  with resilient\s+1\.0/1\.0 s", short_run, re.MULTILINE)
+
+
+def test_progress_is_one_updating_line_on_a_terminal() -> None:
+    """On a terminal the figures rewrite one line per run."""
+    out = io.StringIO()
+    assert _demo.run_demo("memory://", out, duration=1, tty=True) == 0
+    progress = [line for line in out.getvalue().split("\n") if "\r" in line]
+    assert len(progress) == 2  # one per run
+    assert all(line.count("\r") >= 2 for line in progress)
+
+
+def test_html_report_is_self_contained_with_a_chart(tmp_path: Path) -> None:
+    """--html writes one page: the table and an inline SVG chart, no external assets."""
+    report = tmp_path / "report.html"
+    out = io.StringIO()
+    assert main(["demo", "--duration", "1", "--html", str(report)], out) == 0
+    text = report.read_text()
+    assert text.count("<svg") == 1
+    assert "<polyline" in text
+    assert "upstream calls saved" in text
+    assert not re.search(r"<script|<link|<img|url\(|src=", text)
+    assert f"report written to {report}" in out.getvalue()
+
+
+def test_unreachable_backend_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A backend that refuses: one line with the URL masked, exit status 1."""
+    port = free_port()
+    url = f"redis://:hunter2@127.0.0.1:{port}/0"
+    assert main(["demo", "--backend", url, "--duration", "1"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"resilient demo: cannot reach redis://:***@127.0.0.1:{port}/0 (Connection refused)\n"
+    )
+    assert captured.out == ""
+
+
+def test_workers_on_memory_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """Several processes on memory:// would each count alone: refused in one line."""
+    assert main(["demo", "--workers", "2", "--backend", "memory://"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("resilient demo: --workers 2 needs a shared backend")
+
+
+def test_bad_duration_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """A duration of zero is a one-line error, not a demo of nothing."""
+    assert main(["demo", "--duration", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "resilient demo: --duration must be a positive number of seconds\n"
+    )
+
+
+def test_everything_started_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the demo no thread of its own runs and its ports are closed."""
+    ports: list[int] = []
+    real = _demo_servers.Servers
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        servers = real(*args, **kwargs)
+        ports.extend(servers.ports)
+        return servers
+
+    monkeypatch.setattr(_demo, "Servers", recording)
+    before = set(threading.enumerate())
+    assert main(["demo", "--duration", "1"], io.StringIO()) == 0
+    assert set(threading.enumerate()) - before == set()
+    assert multiprocessing.active_children() == []
+    assert len(ports) == 2
+    for port in ports:
+        with pytest.raises(ConnectionRefusedError), socket.socket() as sock:
+            sock.connect(("127.0.0.1", port))
+
+
+def test_summary_counts_each_status_once() -> None:
+    """The figures come from the record: statuses, cache hits and latencies."""
+    record = Record()
+    seen = [(200, 0.001, True), (200, 0.030, False), (429, 0.001, False),
+            (503, 0.002, False), (502, 0.040, False), (0, 5.0, False)]  # fmt: skip
+    for status, latency, hit in seen:
+        record.add(status, latency, hit)
+    result = Summary.of("x", record, upstream_calls=3, trips=1, seconds=1.0)
+    assert (result.sent, result.served, result.limited, result.rejected, result.failed) == (
+        6, 2, 1, 1, 2,
+    )  # fmt: skip
+    assert result.hit_ratio == 1 / 5  # the 429 never reached the cache
+    assert (result.p50, result.p99) == (0.002, 5.0)
+    assert percentile([], 0.5) == 0.0
