@@ -197,12 +197,25 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="a slow, flaky service under load, without resilient and with it"
     )
-    demo.add_argument("--backend", metavar="URL",
-                      help="backend URL (default: RESILIENT_BACKEND_URL, else memory://)")
-    demo.add_argument("--workers", type=_positive, default=1, metavar="N",
-                      help="server processes; more than one needs Redis (default 1)")
-    demo.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
-                      help="both runs together (default 10)")
+    demo.add_argument(
+        "--backend",
+        metavar="URL",
+        help="backend URL (default: RESILIENT_BACKEND_URL, else memory://)",
+    )
+    demo.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="server processes; more than one needs Redis (default 1)",
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="both runs together (default 10)",
+    )
     demo.add_argument("--html", metavar="FILE", help="also write the report, with a chart")
     demo.set_defaults(run=_demo)  # fmt: skip
     inspect = commands.add_parser(
