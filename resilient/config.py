@@ -101,6 +101,7 @@ class Settings:
     breaker: BreakerSettings
     ratelimit: RateLimitSettings
     http: HttpSettings
+    metrics: tuple[str, ...] = ()  # RESILIENT_METRICS; read by resilient.instrumentation
     prefix: str = "RESILIENT_"
     _values: Mapping[str, _Value] = field(default_factory=dict, repr=False)
     _named: Mapping[tuple[str, str, str], _Value] = field(default_factory=dict, repr=False)

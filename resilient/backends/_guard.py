@@ -3,7 +3,8 @@
 After ``failures`` consecutive failed operations the backend is skipped at once
 (:class:`BackendUnavailable`) for ``cooldown`` seconds; then it is probed. This is what
 keeps a dead Redis from costing a timeout per request. It logs once per state change,
-never per operation.
+never per operation, both changes at WARNING: whoever saw the server fail in the log
+must see it answer again at the same level.
 
 Why probes run beside the callers, not in them: a caller that probes a hung server waits
 out a whole operation timeout, so while Redis is down one request per cooldown and per
@@ -27,6 +28,7 @@ from collections.abc import Callable
 
 from resilient.backends.base import Clock
 from resilient.errors import BackendUnavailable
+from resilient.instrumentation import _hub as _metrics
 
 logger = logging.getLogger("resilient.backends")
 
@@ -42,7 +44,9 @@ class BackendGuard:
         "_limit",
         "_lock",
         "_open_until",
+        "errors",
         "name",
+        "timeouts",
     )
 
     def __init__(self, name: str, failures: int, cooldown: float, clock: Clock) -> None:
@@ -53,6 +57,10 @@ class BackendGuard:
         self._failures = 0
         self._open_until: float | None = None
         self._lock = threading.Lock()
+        # Failed operations by kind, for metrics (the failure path only: no cost on success).
+        self.timeouts = 0
+        self.errors = 0
+        _metrics.track("backend", self)
 
     @property
     def is_open(self) -> bool:
@@ -93,11 +101,18 @@ class BackendGuard:
             self._failures = 0
             self._open_until = None
         if was_open:
-            logger.info("backend %s is answering again", self.name)
+            logger.warning("backend %s is answering again", self.name)
+            if _metrics.listeners:
+                _metrics.emit(_metrics.Event("backend", self.name, "guard_closed"))
 
-    def failure(self) -> None:
-        """Record a failed operation; opens the guard at the threshold."""
+    def failure(self, error: BaseException | None = None) -> None:
+        """Record a failed operation (``error``, when known, tells a timeout from other
+        errors in metrics); opens the guard at the threshold."""
         with self._lock:
+            if isinstance(error, TimeoutError) or "Timeout" in type(error).__name__:
+                self.timeouts += 1  # builtin, socket and redis-py timeouts alike
+            else:
+                self.errors += 1
             self._failures += 1
             opening = self._failures >= self._limit and self._open_until is None
             if self._failures >= self._limit:
@@ -109,6 +124,8 @@ class BackendGuard:
                 self._limit,
                 self._cooldown,
             )
+            if _metrics.listeners:
+                _metrics.emit(_metrics.Event("backend", self.name, "guard_open"))
 
 
 _SHARED: weakref.WeakValueDictionary[tuple[str, int, float, Clock], BackendGuard] = (

@@ -122,7 +122,7 @@ class RedisBackend:
         try:
             result = operation()
         except _FAILURES as exc:
-            self.guard.failure()
+            self.guard.failure(exc)
             raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         self.guard.success()
         return result
@@ -272,7 +272,7 @@ class AsyncRedisBackend:
             result = await operation()
         except _FAILURES as exc:
             if not getattr(exc, ECHO, False):  # a broken lane connection counts once
-                self.guard.failure()
+                self.guard.failure(exc)
             raise BackendError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
         self.guard.success()
         return result

@@ -28,6 +28,7 @@ from resilient.breaker.shared import SharedStore
 from resilient.breaker.state import Permit, StateMachine
 from resilient.config import Settings
 from resilient.errors import ConfigurationError
+from resilient.instrumentation import _hub as _metrics
 
 __all__ = ["CircuitBreaker"]
 
@@ -184,6 +185,7 @@ class CircuitBreaker(PybreakerSurface, pybreaker.CircuitBreaker):
         self._store = None
         if options.shared:
             self._connect(backend, async_backend, settings, clock)
+        _metrics.track("circuitbreaker", self)  # its state is exported from now on
 
     def _connect(
         self,

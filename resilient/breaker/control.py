@@ -15,6 +15,7 @@ from resilient.breaker.engine import BreakerEngine, Exclusion
 from resilient.breaker.events import StateView
 from resilient.breaker.options import BreakerOptions, check
 from resilient.errors import BackendError
+from resilient.instrumentation._meters import BreakerMeter
 
 
 class PybreakerSurface(BreakerEngine):
@@ -169,7 +170,8 @@ class PybreakerSurface(BreakerEngine):
     @property
     def listeners(self) -> tuple[Any, ...]:
         """The registered listeners."""
-        return tuple(self._listeners)
+        # Metrics' own counting listener is not the user's.
+        return tuple(item for item in self._listeners if not isinstance(item, BreakerMeter))
 
     def add_listener(self, listener: Any) -> None:
         """Register a ``pybreaker.CircuitBreakerListener``."""

@@ -82,16 +82,24 @@ class BreakerEngine(SharedMirror):
             return machine.closed_permit
         if self._store is None:
             return self._admit()
-        return await self._adrive(self._admit_flow(self._clock()))  # type: ignore[no-any-return]
+        try:
+            return await self._adrive(self._admit_flow(self._clock()))  # type: ignore[no-any-return]
+        except CircuitOpenError:
+            machine.rejected += 1
+            raise
 
     def _admit(self) -> Permit:
         now = self._clock()
-        if self._store is None:
-            permit, transition = self._machine.admit(now)
-            if transition is not None:
-                self._notify(transition)
-            return permit
-        return self._drive(self._admit_flow(now))  # type: ignore[no-any-return]
+        try:
+            if self._store is None:
+                permit, transition = self._machine.admit(now)
+                if transition is not None:
+                    self._notify(transition)
+                return permit
+            return self._drive(self._admit_flow(now))  # type: ignore[no-any-return]
+        except CircuitOpenError:
+            self._machine.rejected += 1
+            raise
 
     def _admit_flow(self, now: float) -> Flow:
         machine = self._machine

@@ -2,8 +2,10 @@
 
 pybreaker listeners are called with pybreaker's arguments (the breaker, and pybreaker
 state objects for ``state_change``), always outside the state machine's lock, so a
-listener may call back into the breaker. A state change is logged once, at WARNING when
-the circuit opens and INFO otherwise; nothing is logged per call or per rejection.
+listener may call back into the breaker. A state change is logged once: at WARNING when
+the circuit opens and when it closes again (the recovery at the failure's level, so a
+log filtered at WARNING shows both), at INFO for half-open; nothing is logged per call
+or per rejection.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import logging
 from typing import Any
 
 import pybreaker
-from pybreaker import STATE_OPEN
+from pybreaker import STATE_HALF_OPEN
 
 from resilient.breaker.state import StateMachine, Transition
+from resilient.instrumentation import _hub as _metrics
 
 logger = logging.getLogger("resilient.breaker")
 
@@ -66,8 +69,11 @@ class Notifier:
 
     def _notify(self, transition: Transition) -> None:
         """Log the change once and tell the listeners (outside every lock)."""
-        level = logging.WARNING if transition.new == STATE_OPEN else logging.INFO
+        level = logging.INFO if transition.new == STATE_HALF_OPEN else logging.WARNING
         logger.log(level, "breaker %r: %s -> %s", self.name, transition.old, transition.new)
+        if _metrics.listeners:
+            detail = {"old": transition.old, "new": transition.new}
+            _metrics.emit(_metrics.Event("circuitbreaker", self.name, "transition", detail))
         if self._listeners:
             views = self._state_views
             old, new = views[transition.old], views[transition.new]

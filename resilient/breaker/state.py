@@ -125,6 +125,9 @@ class StateMachine:
         self.probes: dict[int, float] = {}  # lease -> expiry
         self.updates = 0  # bumped by every change of the mirror (see rejoin)
         self.lock = threading.Lock()
+        #: Calls rejected (``CircuitOpenError``), for metrics; counted on the rejection
+        #: path only, which raises anyway.
+        self.rejected = 0
         # Read without the lock on the hot path: a closed, unforced circuit admits at once.
         self.fast = True
         self.closed_permit = Permit(0)

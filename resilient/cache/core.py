@@ -20,6 +20,7 @@ from resilient.cache.stampede import HIT, STALE, Outcome
 from resilient.cache.twotier import L1Coherence, channel_for
 from resilient.cache.wire import WireEntry
 from resilient.errors import ConfigurationError
+from resilient.instrumentation import _hub as _metrics
 
 __all__ = ["REGISTRY", "CacheCore"]
 
@@ -45,6 +46,7 @@ class CacheCore:
         self.plan = plan
         self.clock = options.clock
         self.counts = Counters()
+        _metrics.track("cache", self)  # exporters read self.counts when they collect
         self.store = MemoryStore(options.max_entries)
         self.remote = options.remote
         self.codec = options.codec

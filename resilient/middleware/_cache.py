@@ -13,6 +13,8 @@ from contextlib import suppress
 
 from resilient.backends.base import Clock
 from resilient.errors import BackendError
+from resilient.instrumentation import _hub as _metrics
+from resilient.instrumentation._meters import HttpCacheCounts
 from resilient.middleware._collapse import Flight, InFlight
 from resilient.middleware._drivers import Call, Flow
 from resilient.middleware._invalidate import InvalidateStage
@@ -58,7 +60,7 @@ class CacheStep:
         inflight: the misses under way, to collapse concurrent ones (``None``: never).
     """
 
-    __slots__ = ("clock", "inflight", "routes", "store")
+    __slots__ = ("clock", "counts", "inflight", "routes", "store")
 
     def __init__(
         self, store: ResponseStore, clock: Clock, routes: Routes, inflight: InFlight | None = None
@@ -67,6 +69,9 @@ class CacheStep:
         self.clock = clock
         self.routes = routes
         self.inflight = inflight
+        # Lookups by result, read by metrics exporters when they collect.
+        self.counts = HttpCacheCounts()
+        _metrics.track("http_cache", self.counts)
 
     def begin(self, exchange: Exchange) -> Stage | None:
         """A stage for GET/HEAD on a caching route, or for an unsafe method on a cached URL."""
@@ -127,7 +132,8 @@ class _CacheStage(Stage):
             except BackendError:
                 self.skip_store = True  # fail open: the app answers, nothing is stored
                 entry = None
-            answer = yield from self._answer(entry)
+                self.step.counts.error += 1
+            answer = yield from self._answer(entry, counted=not self.skip_store)
             if answer is not None:
                 return answer
             # Only a GET that could be answered and stored waits for a leader: a HEAD's
@@ -184,14 +190,30 @@ class _CacheStage(Stage):
             assert inflight is not None
             inflight.land(self.key, flight, stored=stored, remember=remember)
 
-    def _answer(self, entry: StoredResponse | None) -> Flow[Response | None]:
+    def _answer(self, entry: StoredResponse | None, counted: bool = False) -> Flow[Response | None]:
+        """The stored answer, if usable; ``counted``: count the lookup's result (once
+        per request: a collapsed miss answered after waiting is counted as a miss)."""
         directives = self.plan.directives
         request = self.exchange.request
+        counts = self.step.counts
         if entry is None:
+            if counted:
+                counts.miss += 1
             return gateway_timeout() if directives.only_if_cached else None
         now = self.step.clock()
         usable = assess(entry, now, directives)
-        if usable is Freshness.FRESH or usable is Freshness.STALE_ACCEPTED:
+        if usable is Freshness.FRESH:
+            if counted:
+                counts.hit += 1
+            return serve_stored(entry, request.method, request.headers, now)
+        if counted:
+            # Served stale, or to the app: a stale-if-error copy served after the app
+            # failed is counted when it is served (on_error, on_head).
+            if usable is Freshness.STALE_ACCEPTED or usable is Freshness.STALE_REVALIDATE:
+                counts.stale += 1
+            else:
+                counts.miss += 1
+        if usable is Freshness.STALE_ACCEPTED:
             return serve_stored(entry, request.method, request.headers, now)
         if usable is Freshness.STALE_REVALIDATE:
             lease = min(REFRESH_LEASE, max(1.0, entry.stale_while_revalidate))
@@ -211,6 +233,7 @@ class _CacheStage(Stage):
         stale = self.exchange.stale
         if stale is None:
             return None
+        self.step.counts.stale += 1
         request = self.exchange.request
         return serve_stored(stale, request.method, request.headers, self.step.clock())
 

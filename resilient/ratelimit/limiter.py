@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from time import perf_counter
 
 from limits import RateLimitItem
 
@@ -19,6 +20,8 @@ from resilient.backends import AsyncBackend, SyncBackend, hash_tag
 from resilient.backends.base import Clock, monotonic
 from resilient.config import Settings
 from resilient.errors import BackendError, ConfigurationError
+from resilient.instrumentation import _hub as _metrics
+from resilient.instrumentation._readers import limiter_name, limiter_policy
 from resilient.ratelimit import headers as _headers
 from resilient.ratelimit._stores import choose_storage
 from resilient.ratelimit.decision import Decision, LimitState, RateLimiterStats
@@ -143,6 +146,9 @@ class RateLimiter:
             clock=clock,
             local_fallback=self.fail_mode == "local",
         )
+        # Exporters read self.stats when they collect; the labels are fixed once.
+        self._labels = (limiter_name(self), limiter_policy(self))
+        _metrics.track("ratelimiter", self)
 
     # -- public API ------------------------------------------------------------------
 
@@ -151,6 +157,11 @@ class RateLimiter:
 
         An empty or ``None`` key counts against one shared anonymous bucket.
         """
+        if _metrics.timers:  # an exporter records decision latency
+            started = perf_counter()
+            decision = self._decide(key, cost, consume=True)
+            self._timed(perf_counter() - started)
+            return decision
         return self._decide(key, cost, consume=True)
 
     def test(self, key: str | None = None, *, cost: int = 1) -> Decision:
@@ -163,6 +174,11 @@ class RateLimiter:
 
     async def ahit(self, key: str | None = None, *, cost: int = 1) -> Decision:
         """The asyncio twin of :meth:`hit`."""
+        if _metrics.timers:
+            started = perf_counter()
+            decision = await self._adecide(key, cost, consume=True)
+            self._timed(perf_counter() - started)
+            return decision
         return await self._adecide(key, cost, consume=True)
 
     async def atest(self, key: str | None = None, *, cost: int = 1) -> Decision:
@@ -212,6 +228,9 @@ class RateLimiter:
         await self._source.aclose()
 
     # -- the decision ------------------------------------------------------------------
+
+    def _timed(self, seconds: float) -> None:
+        _metrics.time_decision(*self._labels, seconds)
 
     def _decide(
         self, key: str | None, cost: int, *, consume: bool, cached: bool = True
@@ -313,7 +332,10 @@ class RateLimiter:
         allowed, figures = parse_reply(reply, len(self.limits))
         if self._failing:
             self._failing = False
-            logger.info("rate limiter %s: backend answering again", self.scope)
+            # At the failure's level: whoever saw it fail must see it recover.
+            logger.warning("rate limiter %s: backend answering again", self.scope)
+            if _metrics.listeners:
+                _metrics.emit(_metrics.Event("ratelimiter", self.scope, "backend_answering"))
         decision = self._finish(identity, allowed, figures, "redis", consume)
         if not allowed and self._negative is not None:
             self._negative.remember(identity, cost, sent, decision)
@@ -355,6 +377,10 @@ class RateLimiter:
                 error,
                 self.fail_mode,
             )
+            if _metrics.listeners:
+                detail = {"fail_mode": self.fail_mode}
+                event = _metrics.Event("ratelimiter", self.scope, "backend_failing", detail)
+                _metrics.emit(event)
         if self._local is not None:
             allowed, figures = self._local.decide(self.strategy, keys, self.limits, cost, consume)
             return self._finish(identity, allowed, figures, "local", consume)
