@@ -52,11 +52,10 @@ def move_breaker(target: Target, settings: Settings, action: str, name: str) -> 
     return breaker_row(target, name, recorded, server_ms(target))
 
 
-def purge_tag(target: Target, settings: Settings, tag: str) -> dict[str, Any]:
-    """Invalidate ``tag`` as caches of the configured namespace and version do."""
-    cache = settings.cache
-    keys, deleted = invalidate_remote_tags(target.backend, (tag,), cache.namespace, cache.version)
-    return {"tag": tag, "namespace": cache.namespace, "version": cache.version,
+def purge_tag(target: Target, tag: str, namespace: str, version: str) -> dict[str, Any]:
+    """Invalidate ``tag`` as the caches of ``namespace`` and ``version`` do."""
+    keys, deleted = invalidate_remote_tags(target.backend, (tag,), namespace, version)
+    return {"tag": tag, "namespace": namespace, "version": version,
             "listed": len(keys), "deleted": deleted}  # fmt: skip
 
 

@@ -146,9 +146,15 @@ def _breaker(args: argparse.Namespace, out: TextIO) -> int:
 def _purge(args: argparse.Namespace, out: TextIO) -> int:
     from resilient import _cli_actions as actions
 
+    if args.tag is None and (args.cache_namespace is not None or args.cache_version is not None):
+        raise CliError("--cache-namespace and --cache-version go with --tag", 2)
+
     def work(target: Target, settings: Settings) -> Any:
         if args.tag is not None:
-            return actions.purge_tag(target, settings, args.tag)
+            cache = settings.cache
+            namespace = cache.namespace if args.cache_namespace is None else args.cache_namespace
+            version = cache.version if args.cache_version is None else args.cache_version
+            return actions.purge_tag(target, args.tag, namespace, version)
         if args.namespace is not None:
             return actions.purge_namespace(target, settings, args.namespace, args.limit)
         return actions.purge_url(target, settings, args.url, args.limit)
@@ -240,6 +246,16 @@ def _parser() -> argparse.ArgumentParser:
     chosen.add_argument("--tag", help="entries stored with this tag (configured namespace)")
     chosen.add_argument("--namespace", help="every key of this cache namespace")
     chosen.add_argument("--url", help="the HTTP cache's responses of this URL")
+    purge.add_argument(
+        "--cache-namespace",
+        metavar="NS",
+        help="with --tag: the caches' namespace (default RESILIENT_CACHE_NAMESPACE)",
+    )
+    purge.add_argument(
+        "--cache-version",
+        metavar="V",
+        help="with --tag: the caches' version (default RESILIENT_CACHE_VERSION)",
+    )
     purge.set_defaults(run=_purge)
     return parser
 

@@ -137,3 +137,29 @@ def test_purge_output_never_shows_the_password(
     assert texts[0] == "tag t: 0 entries deleted\n"
     captured = capsys.readouterr()
     assert all(PASSWORD not in text for text in [*texts, captured.out, captured.err])
+
+
+def test_purge_tag_in_another_namespace_and_version(redis_server: RedisServer) -> None:
+    """--cache-namespace and --cache-version name the caches' scope when it is not the
+    configured one; the same tag in another scope is left alone."""
+
+    @cached(
+        ttl=60, name="a", namespace="shop", version="7", tags=["sale"], backend=redis_server.url
+    )
+    def in_shop(n: int) -> int:
+        return n
+
+    @cached(ttl=60, name="b", namespace="blog", tags=["sale"], backend=redis_server.url)
+    def in_blog(n: int) -> int:
+        return n
+
+    for n in range(4):
+        in_shop(n)
+    in_blog(1)
+    purge = ("cache", "purge", "--tag", "sale", "--backend", redis_server.url)
+    assert run_json(*purge)["deleted"] == 0  # the configured scope: namespace "", no version
+    shop = run_json(*purge, "--cache-namespace", "shop", "--cache-version", "7")
+    assert (shop["namespace"], shop["version"], shop["deleted"]) == ("shop", "7", 4)
+    assert run_json(*purge, "--cache-namespace", "blog")["deleted"] == 1
+    wrong = ("cache", "purge", "--namespace", "shop", "--cache-version", "7")
+    assert run(*wrong, "--backend", redis_server.url)[0] == 2
