@@ -127,9 +127,11 @@ def _limit_row(target: Target, key: str, amounts: dict[int, int], now: int, repo
     if amount is None:
         report.counters_unknown += 1
         return
+    from redis.exceptions import ResponseError  # only a Redis target gets here
+
     try:
         count = _limit_count(target, key, code, window * 1000, now)
-    except (ValueError, IndexError):  # a foreign key under our prefix
+    except (ValueError, IndexError, ResponseError):  # a foreign key under our prefix
         return
     if count >= NEAR_CAP * amount:
         scope, _, identity = head[open_brace + 1 : close_brace].partition("/")

@@ -187,3 +187,14 @@ async def test_a_breaker_first_used_from_asyncio_registers_too(redis_server: Red
     (row,) = run_json("inspect", "--backend", redis_server.url)["breakers"]
     # Its registry entry was deleted: found by SCAN, without settings.
     assert (row["name"], row["failures"], row["fail_max"]) == ("async-only", 2, None)
+
+
+def test_foreign_keys_under_the_limit_prefix_are_skipped(redis_server: RedisServer) -> None:
+    """A hash, a bad value and a key without a window under ``resilient:rl:`` are counted
+    or skipped, never an error."""
+    with redis_server.client() as client:
+        client.hset("resilient:rl:{x/y}:fw:60", "a", 1)  # WRONGTYPE for GET
+        client.set("resilient:rl:{x/z}:sw:60", b"garbage")
+        client.set("resilient:rl:{x/w}:fw:soon", b"1:2")
+    report = run_json("inspect", "--backend", redis_server.url, "--limits", "1/minute")
+    assert report["limits"] == {"near_cap": [], "counters": 2, "counters_without_known_amount": 0}
