@@ -9,7 +9,9 @@ every ``Vary`` variant unreachable (their keys are removed too, found by a bound
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,17 +33,27 @@ BREAKER_OPS = {"open": "open", "close": "close", "reset": "close"}
 _DAY_MS = 86_400_000
 
 
-def move_breaker(target: Target, settings: Settings, action: str, name: str) -> dict[str, Any]:
+def move_breaker(
+    target: Target, settings: Settings, action: str, name: str, warn: Callable[[str], None]
+) -> dict[str, Any]:
     """Open or close breaker ``name`` for every process; returns its new state.
 
     The open period is the breaker's own ``reset_timeout``: from the registry when the
     breaker recorded itself, else from the settings (``RESILIENT_BREAKER__<NAME>__*``).
+    A name that no process recorded is moved all the same (breakers of that name built
+    later start from it), after a warning that names the closest known one: a typo must
+    not pass for success.
     """
-    recorded = registered(target).get(name, {})
+    known = registered(target)
+    recorded = known.get(name, {})
     configured = settings.breaker_for(name)
     reset = float(recorded.get("reset_timeout", configured.reset_timeout))
     probe = float(recorded.get("probe_timeout", configured.probe_timeout))
     generation = target.client.hget(state_keys(name)[0], "gen")
+    if not recorded and generation is None:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        warn(f"no shared breaker named {name!r} is known{hint}; its state is set anyway")
     args: list[str | int] = [
         BREAKER_OPS[action], int(generation or 0), "", CHANNEL, name,
         max(_DAY_MS, round(2000 * (reset + probe))), int(recorded.get("fail_max", 0)),

@@ -31,6 +31,10 @@ __all__ = ["main"]
 _DEFAULT_LIMIT = 100_000  # keys a command's scans may examine
 
 
+def _warn(message: str) -> None:
+    print(f"resilient: warning: {message}", file=sys.stderr)
+
+
 def _settings() -> Settings:
     # Unknown variables are shown as the command's own lines: a Python warning would
     # point at this file. Only names are shown, never values (a misspelt URL variable
@@ -39,7 +43,7 @@ def _settings() -> Settings:
         warnings.simplefilter("always")
         settings = Settings.from_env()
     for warning in caught:
-        print(f"resilient: warning: {warning.message}", file=sys.stderr)
+        _warn(str(warning.message))
     return settings
 
 
@@ -138,7 +142,7 @@ def _breaker(args: argparse.Namespace, out: TextIO) -> int:
     from resilient._cli_output import print_breaker
 
     def work(target: Target, settings: Settings) -> Any:
-        return move_breaker(target, settings, args.action, args.name)
+        return move_breaker(target, settings, args.action, args.name, _warn)
 
     return _on_backend(args, out, "breaker", work, print_breaker)
 

@@ -77,13 +77,24 @@ def test_reset_forgets_counted_failures(redis_server: RedisServer, breakers: Bui
 
 
 def test_an_unregistered_breaker_opens_for_its_configured_timeout(
-    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+    breakers: Build,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """No live breaker recorded ``orders``: its reset timeout is the per-name setting."""
-    monkeypatch.setenv("RESILIENT_BREAKER__ORDERS__RESET_TIMEOUT", "7s")
-    result = run_json("breaker", "open", "orders", "--backend", redis_server.url)
+    """No live breaker recorded ``order``: its reset timeout is the per-name setting, and
+    a warning names the closest known breaker (a typo must not pass for success)."""
+    breakers("orders", redis_server.url)
+    monkeypatch.setenv("RESILIENT_BREAKER__ORDER__RESET_TIMEOUT", "7s")
+    result = run_json("breaker", "open", "order", "--backend", redis_server.url)
     assert (result["state"], result["generation"], result["stored"]) == ("open", 1, True)
     assert 6.0 < result["half_open_in"] <= 7.0
+    assert capsys.readouterr().err == (
+        "resilient: warning: no shared breaker named 'order' is known (did you mean "
+        "'orders'?); its state is set anyway\n"
+    )
+    run_json("breaker", "close", "order", "--backend", redis_server.url)
+    assert capsys.readouterr().err == ""  # known now: it has state
 
 
 def test_the_password_is_never_shown(
