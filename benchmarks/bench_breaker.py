@@ -32,6 +32,7 @@ from contextlib import suppress
 import pybreaker
 import redis
 
+from benchmarks import _instrumented
 from benchmarks._common import best_ns, redis_server
 from resilient.breaker import CircuitBreaker
 from resilient.config import Settings
@@ -204,6 +205,19 @@ def redis_section(block: int, blocks: int) -> bool:
     return passed
 
 
+def instrumented_section(block: int, blocks: int) -> bool:
+    """A closed breaker's call counted by the metrics listener against one uncounted."""
+    print(f"metrics: closed circuit, successful call, Prometheus on vs off (best of {blocks})")
+    _instrumented.enable()
+    plain = CircuitBreaker("bench.plain", fail_max=5, reset_timeout=60, settings=SETTINGS)
+    metered = CircuitBreaker("bench.metered", fail_max=5, reset_timeout=60, settings=SETTINGS)
+    plain._meter = None  # the breaker as it is with metrics off
+    return _instrumented.compare(
+        "decorator", repeat(plain(answer)), repeat(metered(answer)), block, blocks,
+        baseline=repeat(answer),
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for CI smoke runs")
@@ -214,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     passed = memory_section(*memory)
     passed &= redis_section(*remote)
+    passed &= instrumented_section(*memory)  # last: the exporter stays on once enabled
     print(
         f"{'all targets met' if passed else 'TARGET MISSED'} in {time.monotonic() - started:.1f}s"
     )

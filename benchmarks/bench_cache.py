@@ -37,6 +37,7 @@ import cachetools
 import redis
 import redis.asyncio
 
+from benchmarks import _instrumented
 from benchmarks._common import best_ns, redis_server
 from resilient.cache import cached
 from resilient.cache.decorator import engine_of
@@ -255,6 +256,21 @@ def l1_row(url: str, block: int, blocks: int) -> bool:
     return passed
 
 
+def instrumented_section(block: int, blocks: int) -> bool:
+    """A hit with the Prometheus exporter on against one with it off (see _instrumented)."""
+    print(f"metrics: sync in-memory hit, Prometheus on vs off (best of {blocks} blocks)")
+
+    def lookup(x: int) -> dict[str, Any]:
+        return VALUE
+
+    plain = cached(ttl=300, name="bench.plain", settings=SETTINGS)(lookup)
+    _instrumented.enable()
+    metered = cached(ttl=300, name="bench.metered", settings=SETTINGS)(lookup)
+    for function in (plain, metered):
+        function(7)
+    return _instrumented.compare("hit", repeat(plain), repeat(metered), block, blocks)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for CI smoke runs")
@@ -266,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     passed = sync_memory_section(*memory)
     passed &= async_memory_section(memory[0] // 10, memory[1])
     passed &= redis_section(samples, *memory)
+    passed &= instrumented_section(*memory)  # last: the exporter stays on once enabled
     print(
         f"{'all targets met' if passed else 'TARGET MISSED'} in {time.monotonic() - started:.1f}s"
     )

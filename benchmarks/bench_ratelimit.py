@@ -30,6 +30,7 @@ import limits.storage
 import limits.strategies
 import redis
 
+from benchmarks import _instrumented
 from benchmarks._common import best_ns, redis_server
 from resilient.backends import MemoryBackend
 from resilient.backends.redis import RedisBackend
@@ -155,6 +156,22 @@ def redis_section(block: int, blocks: int) -> bool:
     return passed
 
 
+def instrumented_section(block: int, blocks: int) -> bool:
+    """A decision timed into the histogram against one untimed (see _instrumented)."""
+    print(f"metrics: in-memory decision, Prometheus on vs off (best of {blocks} blocks)")
+    _instrumented.enable()
+    keys = [f"client-{number}" for number in range(1000)]
+    ours = RateLimiter("1000000000/hour", name="bench", backend=MemoryBackend(), settings=SETTINGS)
+
+    def run(count: int, hit: Callable[..., object] = ours.hit) -> None:
+        for number in range(count):
+            hit(keys[number % 1000])
+
+    return _instrumented.compare(
+        "decision (sliding window)", _instrumented.untimed(run), run, block, blocks
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls, for CI smoke runs")
@@ -164,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     passed = memory_section(*memory)
     passed &= redis_section(*remote)
+    passed &= instrumented_section(*memory)  # last: the exporter stays on once enabled
     print(
         f"{'all targets met' if passed else 'TARGET MISSED'} in {time.monotonic() - started:.1f}s"
     )

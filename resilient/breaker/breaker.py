@@ -29,6 +29,7 @@ from resilient.breaker.state import Permit, StateMachine
 from resilient.config import Settings
 from resilient.errors import ConfigurationError
 from resilient.instrumentation import _hub as _metrics
+from resilient.instrumentation._meters import BreakerMeter
 
 __all__ = ["CircuitBreaker"]
 
@@ -169,6 +170,7 @@ class CircuitBreaker(PybreakerSurface, pybreaker.CircuitBreaker):
         self._predicate = failure_predicate
         self._fallback = fallback
         self._listeners = list(listeners or ())
+        self._meter: BreakerMeter | None = None  # set by metrics exporters (track below)
         self._throw_new_error_on_trip = throw_new_error_on_trip
         self._state_views = {
             STATE_CLOSED: pybreaker.CircuitClosedState(self),

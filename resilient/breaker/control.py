@@ -15,7 +15,6 @@ from resilient.breaker.engine import BreakerEngine, Exclusion
 from resilient.breaker.events import StateView
 from resilient.breaker.options import BreakerOptions, check
 from resilient.errors import BackendError
-from resilient.instrumentation._meters import BreakerMeter
 
 
 class PybreakerSurface(BreakerEngine):
@@ -170,8 +169,7 @@ class PybreakerSurface(BreakerEngine):
     @property
     def listeners(self) -> tuple[Any, ...]:
         """The registered listeners."""
-        # Metrics' own counting listener is not the user's.
-        return tuple(item for item in self._listeners if not isinstance(item, BreakerMeter))
+        return tuple(self._listeners)
 
     def add_listener(self, listener: Any) -> None:
         """Register a ``pybreaker.CircuitBreakerListener``."""

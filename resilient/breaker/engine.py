@@ -141,6 +141,9 @@ class BreakerEngine(SharedMirror):
             # Nothing to reset and nothing to judge: no lock, no clock.
             if self._listeners:
                 self._tell_success()
+            meter = self._meter
+            if meter is not None:  # metrics on: the one increment a call pays
+                meter.successful += 1
             return
         self._finish(permit, None, failed=False)
 
@@ -164,6 +167,9 @@ class BreakerEngine(SharedMirror):
         if counting is not None and counting.count == 0 and not permit.lease:
             if self._listeners:
                 self._tell_success()
+            meter = self._meter
+            if meter is not None:
+                meter.successful += 1
             return
         await self._afinish(permit, None, failed=False)
 

@@ -18,6 +18,7 @@ from pybreaker import STATE_HALF_OPEN
 
 from resilient.breaker.state import StateMachine, Transition
 from resilient.instrumentation import _hub as _metrics
+from resilient.instrumentation._meters import BreakerMeter
 
 logger = logging.getLogger("resilient.breaker")
 
@@ -47,6 +48,7 @@ class Notifier:
 
     _machine: StateMachine
     _listeners: list[Any]  # pybreaker.CircuitBreakerListener or look-alikes
+    _meter: BreakerMeter | None  # metrics' counts, while an exporter is on
     _state_views: dict[str, StateView]
 
     name: str  # the breaker's (a read-only property there)
@@ -58,6 +60,12 @@ class Notifier:
             listener.success(self)
 
     def _tell_outcome(self, failed: bool, exc: BaseException | None) -> None:
+        meter = self._meter
+        if meter is not None:
+            if failed:
+                meter.failed += 1
+            else:
+                meter.successful += 1
         if not self._listeners:
             return
         if not failed:
@@ -71,6 +79,9 @@ class Notifier:
         """Log the change once and tell the listeners (outside every lock)."""
         level = logging.INFO if transition.new == STATE_HALF_OPEN else logging.WARNING
         logger.log(level, "breaker %r: %s -> %s", self.name, transition.old, transition.new)
+        meter = self._meter
+        if meter is not None:
+            meter.transition(transition.old, transition.new)
         if _metrics.listeners:
             detail = {"old": transition.old, "new": transition.new}
             _metrics.emit(_metrics.Event("circuitbreaker", self.name, "transition", detail))

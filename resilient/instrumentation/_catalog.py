@@ -39,25 +39,19 @@ METRICS: dict[str, tuple[str, tuple[str, ...], str]] = {
 #: The decision-latency histogram (pushed per decision, not read from counts).
 DECISION_SECONDS = "ratelimiter_decision_seconds"
 DECISION_HELP = "Time one rate-limit decision took, backend round trip included."
-#: Buckets from an in-memory decision (microseconds) to a backend timeout (100 ms).
-DECISION_BUCKETS = (
-    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-    0.05, 0.1, 0.25,
-)  # fmt: skip
 
 _metering_lock = threading.Lock()
 _metering = False
 
 
 def _attach(kind: str, owner: Any) -> None:
-    if kind == "circuitbreaker" and not any(
-        isinstance(item, BreakerMeter) for item in owner._listeners
-    ):
-        owner._listeners = [*owner._listeners, BreakerMeter()]
+    if kind == "circuitbreaker" and owner._meter is None:
+        owner._meter = BreakerMeter()
 
 
 def start_metering() -> None:
-    """Count breaker calls by outcome from now on, in every breaker, present and future.
+    """Count breaker calls by outcome and time a sample of rate-limit decisions from
+    now on, in every breaker and limiter, present and future.
 
     Idempotent; exporters call it when they start.
     """
@@ -67,6 +61,7 @@ def start_metering() -> None:
             return
         _metering = True
         _hub.on_track(_attach)
+        _hub.start_timing()
     for breaker in _hub.tracked("circuitbreaker"):
         _attach("circuitbreaker", breaker)
 

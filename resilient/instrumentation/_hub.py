@@ -78,7 +78,9 @@ DecisionTimer = Callable[[str, str, float], None]
 
 #: Who hears events; a tuple, so that call sites test it without a lock or a call.
 listeners: tuple[Listener, ...] = ()
-#: Who records decision latency; empty unless an exporter is on.
+#: Whether limiters time (a sample of) their decisions: set by exporters.
+timing = False
+#: Who else hears each timed decision (the OpenTelemetry histogram); empty by default.
 timers: tuple[DecisionTimer, ...] = ()
 
 _lock = threading.Lock()
@@ -134,11 +136,18 @@ def emit(event: Event) -> None:
                 logger.exception("metrics listener %r failed; its errors are ignored", listener)
 
 
+def start_timing() -> None:
+    """Make limiters time one decision in ``DECISION_SAMPLING`` from now on."""
+    global timing
+    timing = True
+
+
 def add_timer(timer: DecisionTimer) -> None:
-    """Record every rate-limit decision's latency with ``timer`` (exporters use it)."""
+    """Hand every timed rate-limit decision's latency to ``timer`` too."""
     global timers
     with _lock:
         timers = (*timers, timer)
+    start_timing()
 
 
 def remove_timer(timer: DecisionTimer) -> None:
@@ -149,7 +158,7 @@ def remove_timer(timer: DecisionTimer) -> None:
 
 
 def time_decision(name: str, policy: str, seconds: float) -> None:
-    """Hand one decision's latency to every timer (call sites test :data:`timers`)."""
+    """Hand one timed decision's latency to every timer (call sites test :data:`timers`)."""
     for timer in timers:
         try:
             timer(name, policy, seconds)

@@ -1,8 +1,9 @@
 """The Prometheus exporter (``pip install resilient[prometheus]``). Strictly private.
 
-Counts are read at scrape time by a collector (nothing per call); the decision-latency
-histogram is a ``prometheus_client.Histogram`` with one child per limiter name, looked up
-once per name, so a decision does no label building.
+Everything is read at scrape time by one collector, nothing is pushed per call: counts
+from the features, and the decision-latency histogram from each limiter's own bucket
+counts (``prometheus_client.Histogram.observe`` cost 1.4 µs, two thirds of an in-memory
+decision; see ``DecisionTimes``).
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from resilient.instrumentation import _hub
+from resilient.instrumentation import _hub, _readers
 from resilient.instrumentation._catalog import (
-    DECISION_BUCKETS,
     DECISION_HELP,
     DECISION_SECONDS,
     METRICS,
@@ -32,7 +32,11 @@ class ResilientCollector:
 
     def collect(self) -> Iterator[Any]:
         """One family per metric of the catalog, with the samples of every live object."""
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
 
         families: dict[str, Any] = {}
         for metric, (kind, labels, help_text) in METRICS.items():
@@ -43,14 +47,18 @@ class ResilientCollector:
             if family is not None:
                 family.add_metric([value for _, value in sample.labels], sample.value)
         yield from families.values()
+        histogram = HistogramMetricFamily(PREFIX + DECISION_SECONDS, DECISION_HELP, labels=["name"])
+        for name, (buckets, total) in _readers.decision_times().items():
+            histogram.add_metric([name], buckets, total)
+        yield histogram
 
 
 def enable(registry: Any = None) -> Any:
-    """Register the collector and the histogram in ``registry`` (default: the global one).
+    """Register the collector in ``registry`` (default: the global one).
 
     Idempotent per registry. Returns the collector.
     """
-    from prometheus_client import REGISTRY, Histogram
+    from prometheus_client import REGISTRY
 
     registry = REGISTRY if registry is None else registry
     existing = _enabled.get(id(registry))
@@ -58,22 +66,6 @@ def enable(registry: Any = None) -> Any:
         return existing
     collector = ResilientCollector()
     registry.register(collector)
-    histogram = Histogram(
-        PREFIX + DECISION_SECONDS,
-        DECISION_HELP,
-        labelnames=("name",),
-        buckets=DECISION_BUCKETS,
-        registry=registry,
-    )
-    children: dict[str, Any] = {}
-
-    def observe(name: str, policy: str, seconds: float) -> None:
-        child = children.get(name)
-        if child is None:
-            child = children[name] = histogram.labels(name)
-        child.observe(seconds)
-
-    _hub.add_timer(observe)
     _enabled[id(registry)] = collector
     start_metering()
     return collector

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from resilient.instrumentation import _hub
 from resilient.instrumentation._hub import Sample, set_reader
-from resilient.instrumentation._meters import BreakerMeter
+from resilient.instrumentation._meters import DECISION_BUCKETS
 
 _STATES = ("closed", "open", "half-open")
 
@@ -69,7 +70,7 @@ def _breaker(breaker: Any) -> Iterator[Sample]:
         (("name", name), ("kind", "not_permitted")),
         breaker._machine.rejected,
     )
-    meter = next((item for item in breaker._listeners if isinstance(item, BreakerMeter)), None)
+    meter = breaker._meter
     if meter is None:
         return
     yield Sample("circuitbreaker_calls", (("name", name), ("kind", "successful")), meter.successful)
@@ -77,6 +78,26 @@ def _breaker(breaker: Any) -> Iterator[Sample]:
     for (old, new), value in list(meter.transitions.items()):
         labels = (("name", name), ("from", old), ("to", new))
         yield Sample("circuitbreaker_transitions", labels, value)
+
+
+def decision_times() -> dict[str, tuple[list[tuple[str, float]], float]]:
+    """Per limiter name: cumulative ``(le, count)`` buckets and the sum, of the timed
+    decisions (a sample: see ``DecisionTimes``)."""
+    merged: dict[str, tuple[list[int], float]] = {}
+    for limiter in _hub.tracked("ratelimiter"):
+        times = limiter._times
+        counts, total = merged.get(limiter._labels[0], ([0] * len(times.counts), 0.0))
+        counts = [a + b for a, b in zip(counts, times.counts, strict=True)]
+        merged[limiter._labels[0]] = (counts, total + times.sum)
+    bounds = [repr(bound) for bound in DECISION_BUCKETS] + ["+Inf"]
+    result = {}
+    for name, (counts, total) in merged.items():
+        running, buckets = 0, []
+        for bound, count in zip(bounds, counts, strict=True):
+            running += count
+            buckets.append((bound, float(running)))
+        result[name] = (buckets, total)
+    return result
 
 
 def _guard(guard: Any) -> Iterator[Sample]:

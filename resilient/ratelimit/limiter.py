@@ -21,6 +21,7 @@ from resilient.backends.base import Clock, monotonic
 from resilient.config import Settings
 from resilient.errors import BackendError, ConfigurationError
 from resilient.instrumentation import _hub as _metrics
+from resilient.instrumentation._meters import DECISION_SAMPLING, DecisionTimes
 from resilient.instrumentation._readers import limiter_name, limiter_policy
 from resilient.ratelimit import headers as _headers
 from resilient.ratelimit._stores import choose_storage
@@ -41,6 +42,8 @@ from resilient.ratelimit.redis import SCRIPTS, STRATEGY_CODES, limit_args, parse
 __all__ = ["ANONYMOUS", "RateLimiter"]
 
 logger = logging.getLogger("resilient.ratelimit")
+
+_SAMPLE_MASK = DECISION_SAMPLING - 1
 
 #: The identity of calls whose key is empty: one shared bucket, never an exemption.
 ANONYMOUS = "*"
@@ -148,6 +151,7 @@ class RateLimiter:
         )
         # Exporters read self.stats when they collect; the labels are fixed once.
         self._labels = (limiter_name(self), limiter_policy(self))
+        self._times = DecisionTimes()
         _metrics.track("ratelimiter", self)
 
     # -- public API ------------------------------------------------------------------
@@ -157,11 +161,14 @@ class RateLimiter:
 
         An empty or ``None`` key counts against one shared anonymous bucket.
         """
-        if _metrics.timers:  # an exporter records decision latency
-            started = perf_counter()
-            decision = self._decide(key, cost, consume=True)
-            self._timed(perf_counter() - started)
-            return decision
+        if _metrics.timing:  # an exporter is on: time one decision in a few
+            times = self._times
+            times.tick += 1
+            if not times.tick & _SAMPLE_MASK:
+                started = perf_counter()
+                decision = self._decide(key, cost, consume=True)
+                self._timed(perf_counter() - started)
+                return decision
         return self._decide(key, cost, consume=True)
 
     def test(self, key: str | None = None, *, cost: int = 1) -> Decision:
@@ -174,11 +181,14 @@ class RateLimiter:
 
     async def ahit(self, key: str | None = None, *, cost: int = 1) -> Decision:
         """The asyncio twin of :meth:`hit`."""
-        if _metrics.timers:
-            started = perf_counter()
-            decision = await self._adecide(key, cost, consume=True)
-            self._timed(perf_counter() - started)
-            return decision
+        if _metrics.timing:
+            times = self._times
+            times.tick += 1
+            if not times.tick & _SAMPLE_MASK:
+                started = perf_counter()
+                decision = await self._adecide(key, cost, consume=True)
+                self._timed(perf_counter() - started)
+                return decision
         return await self._adecide(key, cost, consume=True)
 
     async def atest(self, key: str | None = None, *, cost: int = 1) -> Decision:
@@ -230,7 +240,9 @@ class RateLimiter:
     # -- the decision ------------------------------------------------------------------
 
     def _timed(self, seconds: float) -> None:
-        _metrics.time_decision(*self._labels, seconds)
+        self._times.record(seconds)
+        if _metrics.timers:
+            _metrics.time_decision(*self._labels, seconds)
 
     def _decide(
         self, key: str | None, cost: int, *, consume: bool, cached: bool = True

@@ -44,8 +44,8 @@ def _fail() -> None:
 
 
 def _exercise(prefix: str, clock: FakeClock) -> None:
-    """5 cache calls (1 miss, 4 hits), 3 limiter decisions (2 allowed), a breaker that
-    succeeds twice, fails twice (opens) and rejects three calls."""
+    """5 cache calls (1 miss, 4 hits), 16 limiter decisions (2 allowed, 2 of them timed:
+    one in 8), a breaker that succeeds twice, fails twice (opens), rejects three calls."""
 
     @cached(ttl=60, name=f"{prefix}.price", settings=SETTINGS)
     def price(item: str) -> float:
@@ -54,7 +54,7 @@ def _exercise(prefix: str, clock: FakeClock) -> None:
     for _ in range(5):
         price("book")
     limiter = RateLimiter("2/minute", name=f"{prefix}.api", settings=SETTINGS, clock=clock)
-    for _ in range(3):
+    for _ in range(16):
         limiter.hit("client")
     breaker = CircuitBreaker(f"{prefix}.up", fail_max=2, reset_timeout=30, clock=clock,
                              settings=SETTINGS)  # fmt: skip
@@ -78,14 +78,9 @@ def test_prometheus_counts_are_exact_and_named_as_documented(clock: FakeClock) -
         assert f"# TYPE {exported_name(metric)} " in text
     assert 'resilient_cache_requests_total{name="prom.price",result="hit"} 4.0' in text
     assert 'resilient_cache_requests_total{name="prom.price",result="miss"} 1.0' in text
-    assert (
-        'resilient_ratelimiter_calls_total{name="prom.api",outcome="allowed",policy="2/minute"} 2.0'
-        in text
-    )
-    assert (
-        'resilient_ratelimiter_calls_total{name="prom.api",outcome="limited",policy="2/minute"} 1.0'
-        in text
-    )
+    calls = 'resilient_ratelimiter_calls_total{name="prom.api",outcome='
+    assert calls + '"allowed",policy="2/minute"} 2.0' in text
+    assert calls + '"limited",policy="2/minute"} 14.0' in text
     assert 'resilient_circuitbreaker_calls_total{kind="successful",name="prom.up"} 2.0' in text
     assert 'resilient_circuitbreaker_calls_total{kind="failed",name="prom.up"} 2.0' in text
     assert 'resilient_circuitbreaker_calls_total{kind="not_permitted",name="prom.up"} 3.0' in text
@@ -96,7 +91,8 @@ def test_prometheus_counts_are_exact_and_named_as_documented(clock: FakeClock) -
         'resilient_circuitbreaker_transitions_total{from="closed",name="prom.up",to="open"} 1.0'
         in text
     )
-    assert 'resilient_ratelimiter_decision_seconds_count{name="prom.api"} 3.0' in text
+    assert 'resilient_ratelimiter_decision_seconds_count{name="prom.api"} 2.0' in text
+    assert 'resilient_ratelimiter_decision_seconds_bucket{le="+Inf",name="prom.api"} 2.0' in text
 
 
 def test_breaker_state_gauge_is_set_at_construction() -> None:
@@ -105,7 +101,7 @@ def test_breaker_state_gauge_is_set_at_construction() -> None:
     breaker = CircuitBreaker("never.called", settings=SETTINGS)
     text = generate_latest(registry).decode()
     assert 'resilient_circuitbreaker_state{name="never.called",state="closed"} 1.0' in text
-    assert breaker.listeners == ()  # the counting listener is not the user's
+    assert breaker.listeners == ()  # metrics count without a listener of the user's
 
 
 def test_otel_sees_the_same_counts(clock: FakeClock) -> None:
@@ -125,11 +121,11 @@ def test_otel_sees_the_same_counts(clock: FakeClock) -> None:
     assert points[("resilient_cache_requests", (("name", "otel.price"), ("result", "hit")))] == 4
     assert points[("resilient_cache_requests", (("name", "otel.price"), ("result", "miss")))] == 1
     limited = (("name", "otel.api"), ("outcome", "limited"), ("policy", "2/minute"))
-    assert points[("resilient_ratelimiter_calls", limited)] == 1
+    assert points[("resilient_ratelimiter_calls", limited)] == 14
     rejected = (("kind", "not_permitted"), ("name", "otel.up"))
     assert points[("resilient_circuitbreaker_calls", rejected)] == 3
     assert points[("resilient_circuitbreaker_state", (("name", "otel.up"), ("state", "open")))] == 1
-    assert points[("resilient_ratelimiter_decision_seconds", (("name", "otel.api"),))] == 3
+    assert points[("resilient_ratelimiter_decision_seconds", (("name", "otel.api"),))] == 2
 
 
 OFF_SCRIPT = """
@@ -142,8 +138,8 @@ b = CircuitBreaker("off")
 b.call(lambda: 1)
 RateLimiter("5/second", name="off").hit("k")
 cached(ttl=5, name="off")(lambda: 1)()
-names = [n for n in prometheus_client.REGISTRY._names_to_collectors if "resilient" in n]
-print(names, b._listeners, _hub.timers)
+exported = b"resilient_" in prometheus_client.generate_latest()
+print(exported, b._meter, _hub.timing)
 """
 
 
@@ -151,15 +147,16 @@ def test_with_no_exporter_nothing_is_registered_and_breakers_count_nothing() -> 
     env = {"PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", OFF_SCRIPT], env=env, capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
-    assert out.strip() == "[] [] ()"
+    assert out.strip() == "False None False"
 
 
 def test_the_environment_switches_prometheus_on() -> None:
     env = {"PATH": "/usr/bin:/bin", "RESILIENT_METRICS": "prometheus"}
     out = subprocess.run([sys.executable, "-c", OFF_SCRIPT], env=env, capture_output=True,
                          text=True, check=True).stdout  # fmt: skip
-    assert "resilient_ratelimiter_decision_seconds" in out
-    assert "BreakerMeter" in out
+    exported, meter, timing = out.split(" ", 1)[0], out.split()[1], out.split()[-1]
+    assert (exported, timing) == ("True", "True")
+    assert "BreakerMeter" in meter
 
 
 def test_a_raising_listener_never_breaks_a_call(
@@ -251,3 +248,12 @@ def test_http_cache_lookups_are_counted() -> None:
         _get(wrapped, "/c/x")
     assert _value("http_cache_requests", result="miss") - before["miss"] == 1
     assert _value("http_cache_requests", result="hit") - before["hit"] == 3
+
+
+def test_an_unknown_exporter_is_a_configuration_error() -> None:
+    from resilient.errors import ConfigurationError
+    from resilient.instrumentation._switch import configure_from_env
+
+    with pytest.raises(ConfigurationError, match="RESILIENT_METRICS"):
+        configure_from_env({"RESILIENT_METRICS": "statsd"})
+    assert configure_from_env({"RESILIENT_METRICS": "none"}) == ()
