@@ -374,6 +374,9 @@ class AsyncRedisBackend:
         lane = None if lanes is None else lanes.pop()
         if lane is not None:
             lane.close()
+            # asyncio closes the socket on the loop's next turn: take it here, so the
+            # connection is gone when aclose() returns (a server may exit right after).
+            await asyncio.sleep(0)
         clients = self._clients
         if clients is None:
             await self._client.aclose()

@@ -49,6 +49,8 @@ class LimitBuilder:
         self.async_backend = cast("AsyncBackend | None", backend) if asynchronous else None
         self.clock = clock
         self.limiters: dict[str, RateLimiter] = {}
+        #: The limiters built here (not those the rules gave): the middleware closes them.
+        self.built: list[RateLimiter] = []
         self.keys: dict[tuple[object, ...], tuple[RequestKey, PeerKey | None]] = {}
 
     def build(self, rule: Rule | None, http: HttpSettings) -> RouteLimit | None:
@@ -90,6 +92,7 @@ class LimitBuilder:
                               backend=self.sync_backend, async_backend=self.async_backend,
                               clock=self.clock, settings=self.settings)  # fmt: skip
         self.limiters[scope] = limiter
+        self.built.append(limiter)
         return limiter
 
     def _key(self, spec: LimitKey, limiter: RateLimiter) -> tuple[RequestKey, PeerKey | None]:
@@ -141,6 +144,8 @@ class BreakerBuilder:
     def __init__(self, settings: Settings, clock: Clock | None) -> None:
         self.settings = settings
         self.clock = clock
+        #: The breakers built here (not named or given ones): the middleware shuts them down.
+        self.built: list[CircuitBreaker] = []
 
     def build(self, rule: Rule | None, http: HttpSettings) -> CircuitBreaker | None:
         """The breaker of ``rule`` (``None``: the default route), or ``None`` for none."""
@@ -154,4 +159,6 @@ class BreakerBuilder:
         if isinstance(given, str):
             return get_breaker(given)  # the process's breaker of that name, shared
         name = "http:*" if rule is None else f"http:{rule.name or rule.path}"
-        return CircuitBreaker(name, clock=self.clock, settings=self.settings)
+        breaker = CircuitBreaker(name, clock=self.clock, settings=self.settings)
+        self.built.append(breaker)
+        return breaker

@@ -231,7 +231,9 @@ class ResilientASGIMiddleware:
         return True
 
     async def aclose(self) -> None:
-        """Release the backend's connections."""
+        """Release the backend's connections, and those of the limiters and breakers the
+        middleware built (not those the rules gave), on the running event loop."""
+        await self._pipeline.routes.aclose()
         await self.backend.aclose()
 
     async def _refresh(self, scope: Scope) -> None:

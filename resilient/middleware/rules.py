@@ -283,7 +283,8 @@ class Routes:
         ConfigurationError: a rule, policy or excluded pattern is unusable.
     """
 
-    __slots__ = ("_excluded", "_rules", "bypass", "default", "has_breakers", "has_limits")
+    __slots__ = ("_breakers", "_excluded", "_limiters", "_rules", "bypass", "default",
+                 "has_breakers", "has_limits")  # fmt: skip
 
     def __init__(
         self,
@@ -318,6 +319,27 @@ class Routes:
         routes = [route for _, route in self._rules] + [self.default]
         self.has_limits = any(route.limit is not None for route in routes)
         self.has_breakers = any(route.breaker is not None for route in routes)
+        self._limiters = tuple(limits.built)
+        self._breakers = tuple(breakers.built)
+
+    def close(self) -> None:
+        """Close the connections of the limiters and breakers built here.
+
+        Those the rules gave (a :class:`~resilient.ratelimit.RateLimiter`, a breaker or
+        a breaker's name) belong to the code that made them and stay open.
+        """
+        for limiter in self._limiters:
+            limiter.close()
+        for breaker in self._breakers:
+            breaker.shutdown()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, also closing the asyncio connections of the running loop."""
+        for limiter in self._limiters:
+            await limiter.aclose()
+            limiter.close()
+        for breaker in self._breakers:
+            await breaker.ashutdown()
 
     def match(self, method: str, path: str) -> Route:
         """The route of the first rule covering ``method`` on ``path``, else the default;

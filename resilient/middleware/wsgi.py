@@ -188,7 +188,9 @@ class ResilientWSGIMiddleware:
         return self.app(environ, start_with_fields)
 
     def close(self) -> None:
-        """Release the backend's connections."""
+        """Release the backend's connections, and those of the limiters and breakers the
+        middleware built (not those the rules gave)."""
+        self._pipeline.routes.close()
         self.backend.close()
 
     def _refresh(self, environ: WSGIEnvironment) -> None:

@@ -18,8 +18,9 @@ The guide is ``docs/integrations/flask.md``.
 from __future__ import annotations
 
 from resilient_flask._extension import Resilient
+from resilient_flask._shutdown import close_all
 from resilient_flask._state import ResilientState
 
 __version__ = "0.1.0"
 
-__all__ = ["Resilient", "ResilientState", "__version__"]
+__all__ = ["Resilient", "ResilientState", "__version__", "close_all"]

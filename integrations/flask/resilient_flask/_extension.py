@@ -13,7 +13,7 @@ from resilient.config import Settings
 from resilient.errors import CircuitOpenError, ConfigurationError, RateLimitExceeded
 from resilient.middleware import ResilientWSGIMiddleware, Rule
 from resilient.ratelimit import RequestView, parse_limits
-from resilient_flask import _views
+from resilient_flask import _shutdown, _views
 from resilient_flask._headers import RateLimitHeaders
 from resilient_flask._problems import circuit_open_response, rate_limited_response
 from resilient_flask._state import ResilientState
@@ -74,7 +74,9 @@ class Resilient:
         settings = Settings.from_env(config=app.config, overrides=self.overrides)
         middleware = ResilientWSGIMiddleware(app.wsgi_app, self.rules, settings=settings)
         app.wsgi_app = RateLimitHeaders(middleware, settings.ratelimit.headers)  # type: ignore[method-assign]
-        app.extensions["resilient"] = ResilientState(self, settings, middleware)
+        state = ResilientState(self, settings, middleware)
+        app.extensions["resilient"] = state
+        _shutdown.track(state)  # its connections close at exit (Flask has no shutdown hook)
         app.register_error_handler(RateLimitExceeded, rate_limited_response)
         app.register_error_handler(CircuitOpenError, circuit_open_response)
 

@@ -108,9 +108,9 @@ class ResilientState:
     def close(self) -> None:
         """Release every connection the extension opened for this app.
 
-        Flask has no shutdown hook: call this from a server hook (gunicorn's
-        ``worker_exit``) or a test teardown. Limiters and breakers are rebuilt if the app
-        serves requests again.
+        Flask has no shutdown hook: this runs at interpreter exit for every app set up
+        (:func:`resilient_flask.close_all`); call it sooner from a server hook or a test
+        teardown. Limiters and breakers are rebuilt if the app serves requests again.
         """
         with self._lock:
             limiters = list(self._limiters.values())
