@@ -22,7 +22,8 @@ from typing import TextIO
 
 from resilient._demo_app import Plan
 from resilient._demo_html import page
-from resilient._demo_load import CLIENTS, Record, drive
+from resilient._demo_load import CLIENTS, drive
+from resilient._demo_progress import Progress, breaker_notes
 from resilient._demo_report import Summary, table
 from resilient._demo_servers import DemoError, Servers
 from resilient._secrets import mask_url
@@ -72,45 +73,17 @@ def unreachable(url: str) -> str | None:
     return None
 
 
-class Progress:
-    """One updating line on a terminal; elsewhere a plain line about once a second."""
-
-    def __init__(self, out: TextIO, label: str, duration: float, tty: bool) -> None:
-        self._out, self._label, self._duration, self._tty = out, label, duration, tty
-        self._next_line = 1.0
-        self._text = ""
-
-    def __call__(self, elapsed: float, record: Record) -> None:
-        statuses = list(record.statuses)
-        self._text = (
-            f"  {self._label:<18} {elapsed:4.1f}/{self._duration:.1f} s  "
-            f"{len(statuses):6,} requests  {sum(1 for s in statuses if 200 <= s < 300):6,} "
-            f"served  {statuses.count(429):5,} x 429  {statuses.count(503):5,} x 503"
-        )
-        if self._tty:
-            self._out.write(f"\r{self._text}")
-        elif self._next_line <= elapsed < self._duration:
-            self._out.write(f"{self._text}\n")
-            self._next_line += 1.0
-        else:
-            return  # the last line is written once, by done()
-        self._out.flush()
-
-    def done(self) -> None:
-        """End the display: the terminal's line stays; elsewhere the final figures."""
-        self._out.write("\n" if self._tty else f"{self._text}\n")
-
-
 def _run(plan: Plan, *, resilient: bool, workers: int, phase: float, out: TextIO,
          tty: bool) -> Summary:  # fmt: skip
     label = "with resilient" if resilient else "without resilient"
     servers = Servers(plan, resilient=resilient, workers=workers)
     try:
         progress = Progress(out, label, phase, tty)
-        servers.begin(time.time())
-        started = time.monotonic()
-        record = drive(servers.ports, phase, progress=progress)
-        seconds = time.monotonic() - started
+        with breaker_notes(progress):
+            servers.begin(time.time())
+            started = time.monotonic()
+            record = drive(servers.ports, phase, progress=progress)
+            seconds = time.monotonic() - started
         progress.done()
     finally:
         calls, trips = servers.stop()
