@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def serving(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)  # its own group: it and its workers
         process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _wait_until_listening(server: Server, timeout: float = 20.0) -> None:
