@@ -7,10 +7,14 @@ Usage::
     python -m benchmarks.http.run --quick             # 3 rounds of 2 s (a smoke run)
     python -m benchmarks.http.run --pin --fresh       # the method of docs/performance.md
     python -m benchmarks.http.run --suite redis --redis-py  # lane and redis-py side by side
+    python -m benchmarks.http.run --suite asgi --metrics    # also with metrics on
 
 ``--pin`` keeps the servers on CPU 0 and wrk on CPU 1, with redis-server (which stands in
 for a server on another host, so it must not take the app's core); ``--fresh`` starts new server
 processes every round, so that one process's luck does not bias all of a variant's rounds.
+``--metrics`` adds resilient's cached and limited routes with ``RESILIENT_METRICS=prometheus``
+beside the same routes without it (what a request pays for being counted; a scrape
+every few seconds is not part of the load).
 
 FastAPI apps run under uvicorn (one worker), Flask apps under gunicorn (one gthread
 worker); wrk loads ``GET /items`` with one thread and 32 connections. Rounds alternate
@@ -35,6 +39,7 @@ GUNICORN = [sys.executable, "-m", "gunicorn", "-w", "1", "-k", "gthread", "--thr
 ASGI = ["bare", "resilient-cached", "fastapi-cache2-cached", "resilient-limited", "slowapi-limited"]
 WSGI = ["bare", "resilient-cached", "flask-caching-cached", "resilient-limited",
         "flask-limiter-limited"]  # fmt: skip
+METRICS_ON = {"RESILIENT_METRICS": "prometheus"}
 
 
 def _variants(
@@ -63,6 +68,8 @@ def main() -> None:
                         help="new server processes every round")  # fmt: skip
     parser.add_argument("--redis-py", action="store_true",
                         help="redis suite: also the limited routes with the lane off")  # fmt: skip
+    parser.add_argument("--metrics", action="store_true",
+                        help="also resilient's routes with the Prometheus exporter on")  # fmt: skip
     args = parser.parse_args()
     if args.pin:
         pin(server="0", load="1")
@@ -70,14 +77,13 @@ def main() -> None:
         args.rounds, args.seconds = 3, 2.0
     options = {"rounds": args.rounds, "seconds": args.seconds, "connections": args.connections,
                "fresh": args.fresh}  # fmt: skip
+    metered = ["resilient-cached", "resilient-limited"] if args.metrics else []
     if args.suite in ("asgi", "all"):
-        report(
-            "ASGI: FastAPI under uvicorn, memory backend", run(_variants("asgi", ASGI), **options)
-        )
+        variants = _variants("asgi", ASGI) + _variants("asgi", metered, METRICS_ON, " metrics")
+        report("ASGI: FastAPI under uvicorn, memory backend", run(variants, **options))
     if args.suite in ("wsgi", "all"):
-        report(
-            "WSGI: Flask under gunicorn, memory backend", run(_variants("wsgi", WSGI), **options)
-        )
+        variants = _variants("wsgi", WSGI) + _variants("wsgi", metered, METRICS_ON, " metrics")
+        report("WSGI: Flask under gunicorn, memory backend", run(variants, **options))
     if args.suite in ("redis", "all"):
         server = RedisServer().start()
         assert server.process is not None
@@ -93,6 +99,9 @@ def main() -> None:
                 variants = _variants(kind, ["bare", "resilient-limited"], env)
                 if args.redis_py:
                     variants += _variants(kind, ["resilient-limited"], plain, " redis-py")
+                if args.metrics:
+                    on = {**env, **METRICS_ON}
+                    variants += _variants(kind, ["resilient-limited"], on, " metrics")
                 rows += run(variants, **options)
             report("Rate limiting on a loopback redis-server", rows)
         finally:

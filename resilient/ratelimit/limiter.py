@@ -345,9 +345,9 @@ class RateLimiter:
         if self._failing:
             self._failing = False
             # At the failure's level: whoever saw it fail must see it recover.
-            logger.warning("rate limiter %s: backend answering again", self.scope)
+            logger.warning("rate limiter %s: backend answering again", self._labels[0])
             if _metrics.listeners:
-                _metrics.emit(_metrics.Event("ratelimiter", self.scope, "backend_answering"))
+                _metrics.emit(_metrics.Event("ratelimiter", self._labels[0], "backend_answering"))
         decision = self._finish(identity, allowed, figures, "redis", consume)
         if not allowed and self._negative is not None:
             self._negative.remember(identity, cost, sent, decision)
@@ -385,13 +385,13 @@ class RateLimiter:
             self._failing = True
             logger.warning(
                 "rate limiter %s: backend failing (%s); fail mode %s",
-                self.scope,
+                self._labels[0],  # its name as given (else its scope), as in metrics
                 error,
                 self.fail_mode,
             )
             if _metrics.listeners:
                 detail = {"fail_mode": self.fail_mode}
-                event = _metrics.Event("ratelimiter", self.scope, "backend_failing", detail)
+                event = _metrics.Event("ratelimiter", self._labels[0], "backend_failing", detail)
                 _metrics.emit(event)
         if self._local is not None:
             allowed, figures = self._local.decide(self.strategy, keys, self.limits, cost, consume)
