@@ -95,7 +95,9 @@ def test_gunicorn_finishes_in_flight_requests_and_closes_pools(
     scale = ["--workers", str(IN_FLIGHT)] if worker == "sync" else ["--threads", str(IN_FLIGHT)]
     command = [str(BIN / "gunicorn"), "tests.operations.apps.flask_app:app",
                "--bind", f"127.0.0.1:{port}", "--worker-class", worker, *scale,
-               "--graceful-timeout", "5", "--log-level", "info"]  # fmt: skip
+               "--graceful-timeout", "5", "--log-level", "info",
+               # The control socket's path is one per user: other gunicorns may run.
+               "--no-control-socket"]  # fmt: skip
     with serving(command, _env(redis_server), port) as server:
         processes = IN_FLIGHT if worker == "sync" else 1
         _shut_down_mid_traffic(server, probe, before, processes=processes)
