@@ -84,6 +84,7 @@ timing = False
 timers: tuple[DecisionTimer, ...] = ()
 
 _lock = threading.Lock()
+_tracking = threading.Lock()
 _tracked: dict[str, weakref.WeakSet[Any]] = {kind: weakref.WeakSet() for kind in KINDS}
 _readers: dict[str, Callable[[Any], Iterator[Sample]]] = {}
 _failed_listeners: set[int] = set()
@@ -175,14 +176,18 @@ def track(kind: str, owner: Any) -> None:
     """
     if not _configured:
         _configure()
-    _tracked[kind].add(owner)
+    with _tracking:
+        _tracked[kind].add(owner)
     for hook in _on_track:
         hook(kind, owner)
 
 
 def tracked(kind: str) -> list[Any]:
     """The live objects of ``kind``."""
-    return list(_tracked[kind])
+    # Under the lock: a WeakSet that grows while it is iterated raises, and a middleware
+    # builds its limiters at first use, possibly while an exporter is being scraped.
+    with _tracking:
+        return list(_tracked[kind])
 
 
 def on_track(hook: Callable[[str, Any], None]) -> None:
@@ -209,7 +214,7 @@ def samples() -> list[Sample]:
         reader = _readers.get(kind)
         if reader is None:
             continue
-        for owner in list(_tracked[kind]):
+        for owner in tracked(kind):
             for sample in reader(owner):
                 key = (sample.metric, sample.labels)
                 if sample.metric.endswith(("_state", "_open")):

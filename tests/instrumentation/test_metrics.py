@@ -257,3 +257,36 @@ def test_an_unknown_exporter_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="RESILIENT_METRICS"):
         configure_from_env({"RESILIENT_METRICS": "statsd"})
     assert configure_from_env({"RESILIENT_METRICS": "none"}) == ()
+
+
+def test_scraping_while_features_are_built_is_safe() -> None:
+    """A middleware builds limiters at first use: a scrape may run meanwhile."""
+    import threading
+
+    from resilient.instrumentation import _hub
+
+    built: list[RateLimiter] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def scrape() -> None:
+        while not done.is_set():
+            try:
+                _hub.tracked("ratelimiter")
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    try:
+        built.extend(
+            RateLimiter("5/second", name=f"race.{number}", settings=SETTINGS)
+            for number in range(3000)
+        )
+    finally:
+        done.set()
+        scraper.join()
+    assert errors == []
+    names = {limiter.name for limiter in _hub.tracked("ratelimiter")}
+    assert {f"race.{number}" for number in range(3000)} <= names
