@@ -77,16 +77,16 @@ def _run(plan: Plan, *, resilient: bool, workers: int, phase: float, out: TextIO
          tty: bool) -> Summary:  # fmt: skip
     label = "with resilient" if resilient else "without resilient"
     servers = Servers(plan, resilient=resilient, workers=workers)
-    try:
-        progress = Progress(out, label, phase, tty)
-        with breaker_notes(progress):
-            servers.begin(time.time())
+    progress = Progress(out, label, phase, tty)
+    with breaker_notes(progress.note):
+        try:
+            servers.begin(time.time(), progress.note)
             started = time.monotonic()
             record = drive(servers.ports, phase, progress=progress)
             seconds = time.monotonic() - started
-        progress.done()
-    finally:
-        calls, trips = servers.stop()
+        finally:  # the servers stop before the display ends: no note comes after it
+            calls, trips = servers.stop()
+    progress.done()
     return Summary.of(label, record, calls, trips, seconds)
 
 

@@ -181,11 +181,11 @@ class Served:
     def __init__(self, plan: Plan, epoch: Any, *, resilient: bool, seed: int = 0) -> None:
         self.upstream = Upstream(plan, epoch, seed)
         self.trips = TripCounter()
-        self._names = ShownNames(breaker_name(plan), "upstream")
-        logging.getLogger("resilient.breaker").addFilter(self._names)
         app = items_app(self.upstream)
         self.app = protected(app, plan, self.trips) if resilient else app
         self._server = make_server("127.0.0.1", 0, self.app, _Server, _Handler)
+        self._names = ShownNames(breaker_name(plan), "upstream")
+        logging.getLogger("resilient.breaker").addFilter(self._names)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
@@ -203,14 +203,20 @@ class Served:
 
 
 def serve_in_worker(plan: Plan, epoch: Any, resilient: bool, seed: int, reports: Any,
-                    stop: Any) -> None:  # fmt: skip
-    """A worker process's body: serve, report the port, then the counts once told to stop."""
-    try:
-        served = Served(plan, epoch, resilient=resilient, seed=seed)
-    except Exception as exc:  # the parent prints it in one line
-        reports.put(("error", f"{type(exc).__name__}: {exc}"))
-        return
-    reports.put(("port", served.port))
-    stop.wait()
-    served.stop()
+                    notes: Any, stop: Any) -> None:  # fmt: skip
+    """A worker process's body: serve, report the port, then the counts once told to stop.
+
+    The breaker's transitions go to ``notes``, for the parent's display.
+    """
+    from resilient._demo_progress import breaker_notes
+
+    with breaker_notes(lambda message: notes.put(f"worker {seed + 1}: {message}")):
+        try:
+            served = Served(plan, epoch, resilient=resilient, seed=seed)
+        except Exception as exc:  # the parent prints it in one line
+            reports.put(("error", f"{type(exc).__name__}: {exc}"))
+            return
+        reports.put(("port", served.port))
+        stop.wait()
+        served.stop()
     reports.put(("counts", served.upstream.calls, served.trips.trips))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -63,20 +63,21 @@ class Progress:
         self._out.write("\n" if self._tty else f"{self._text}\n")
 
 
-class _ToProgress(logging.Handler):
-    def __init__(self, progress: Progress) -> None:
+class _Notes(logging.Handler):
+    def __init__(self, note: Callable[[str], None]) -> None:
         super().__init__(logging.INFO)
-        self._progress = progress
+        self._note = note
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._progress.note(record.getMessage())
+        self._note(record.getMessage())
 
 
 @contextmanager
-def breaker_notes(progress: Progress) -> Iterator[None]:
-    """While it lasts, this process's breaker log lines go to ``progress`` only."""
+def breaker_notes(note: Callable[[str], None]) -> Iterator[None]:
+    """While it lasts, this process's breaker log lines go to ``note`` only (a
+    :meth:`Progress.note`, or in a worker process the queue to the parent's)."""
     logger = logging.getLogger("resilient.breaker")
-    handler = _ToProgress(progress)
+    handler = _Notes(note)
     level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from resilient._demo_app import Plan, Served, serve_in_worker
@@ -32,6 +34,8 @@ class Servers:
         self._served: Served | None = None
         self._processes: list[Any] = []
         self._reports: Any = None
+        self._notes: Any = None  # the workers' breaker transitions, for the display
+        self._relay: threading.Thread | None = None
         self._stop: Any = None
         self.ports: list[int] = []
         if workers == 1:
@@ -39,11 +43,13 @@ class Servers:
             self.ports = [self._served.port]
             return
         self._reports = self._context.Queue()
+        self._notes = self._context.Queue()
         self._stop = self._context.Event()
         for seed in range(workers):
+            channels = (self._reports, self._notes, self._stop)
             process = self._context.Process(
                 target=serve_in_worker,
-                args=(plan, self._epoch, resilient, seed, self._reports, self._stop),
+                args=(plan, self._epoch, resilient, seed, *channels),
                 name=f"resilient-demo-worker-{seed}",
                 daemon=True,
             )
@@ -60,14 +66,23 @@ class Servers:
         try:
             report: tuple[Any, ...] = self._reports.get(timeout=_START_TIMEOUT)
         except queue.Empty:
-            raise DemoError(f"a worker did not {kind!r} in {_START_TIMEOUT:.0f}s") from None
+            raise DemoError(f"a worker sent no {kind} in {_START_TIMEOUT:.0f}s") from None
         if report[0] == "error":
             raise DemoError(f"a worker failed: {report[1]}")
         return report
 
-    def begin(self, wall_clock: float) -> None:
-        """Mark the start of the traffic: the upstream's outage is timed from it."""
+    def begin(self, wall_clock: float, note: Callable[[str], None]) -> None:
+        """Mark the start of the traffic: the upstream's outage is timed from it. The
+        workers' breaker transitions are passed to ``note`` from now until :meth:`stop`."""
         self._epoch.value = wall_clock
+        if self._notes is not None:
+            self._relay = threading.Thread(target=self._pass_notes, args=(note,),
+                                           name="resilient-demo-notes")  # fmt: skip
+            self._relay.start()
+
+    def _pass_notes(self, note: Callable[[str], None]) -> None:
+        while (message := self._notes.get()) is not None:
+            note(message)
 
     def stop(self) -> tuple[int, int]:
         """Stop every server; return the upstream calls and breaker trips counted.
@@ -97,5 +112,11 @@ class Servers:
             if process.is_alive():  # pragma: no cover - a worker stuck in shutdown
                 process.kill()
                 process.join()
-        self._reports.close()
-        self._reports.join_thread()
+        # Every worker has ended, so its notes are all in the queue: the relay shows
+        # them, then meets the end mark.
+        self._notes.put(None)
+        if self._relay is not None:
+            self._relay.join()
+        for channel in (self._reports, self._notes):
+            channel.close()
+            channel.join_thread()

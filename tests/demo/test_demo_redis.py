@@ -22,9 +22,12 @@ def _run_parts(server: RedisServer) -> set[str]:
     return {match.group() for key in keys if (match := RUN_PART.search(key))}
 
 
-def test_two_workers_share_redis(redis_server: RedisServer) -> None:
+def test_two_workers_share_redis(
+    redis_server: RedisServer, capfd: pytest.CaptureFixture[str]
+) -> None:
     """--workers 2 on Redis: two server processes, figures consistent, each feature at
-    work, and every process ended afterwards."""
+    work, the workers' breaker transitions in the display (not on their stderr), and
+    every process ended afterwards."""
     out = io.StringIO()
     assert main(["demo", "--backend", redis_server.url, "--workers", "2", "--duration", "2"],
                 out) == 0  # fmt: skip
@@ -37,6 +40,9 @@ def test_two_workers_share_redis(redis_server: RedisServer) -> None:
     assert rows["rate limited (429)"][1] > 0
     assert rows["breaker trips"][1] >= 1
     assert multiprocessing.active_children() == []
+    assert re.search(r"^  +[\d.]+ s  worker [12]: breaker 'upstream': closed -> open$", text,
+                     re.MULTILINE)  # fmt: skip
+    assert capfd.readouterr().err == ""
     parts = _run_parts(redis_server)
     assert len(parts) == 1  # one run: its names in the backend all carry the same part
     assert not [part for part in parts if part in text]  # and it is never printed
