@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from resilient import _demo, _demo_servers
-from resilient._demo_load import Record
+from resilient._demo_app import Upstream, items_app
+from resilient._demo_load import ERROR, Client, Record, drive
 from resilient._demo_report import Summary, percentile
 from resilient.cli import main
 from tests.demo.support import assert_consistent, summary
 from tests.support.redis_servers import free_port
+from tests.support.sockets import HungServer
 
 RUN_PART = re.compile(r"\d+-[0-9a-f]{8}")  # the run's unique part of names in the backend
 
@@ -159,3 +161,39 @@ def test_summary_counts_each_status_once() -> None:
     assert result.hit_ratio == 1 / 5  # the 429 never reached the cache
     assert (result.p50, result.p99) == (0.002, 5.0)
     assert percentile([], 0.5) == 0.0
+
+
+def test_a_request_without_answer_counts_as_an_error() -> None:
+    """No server on the port: every request is recorded, as an error, none lost."""
+    clients = (Client("a", 40.0), Client("b", 40.0))
+    record = drive([free_port()], 0.3, clients=clients)
+    assert record.statuses
+    assert set(record.statuses) == {ERROR}
+    result = Summary.of("x", record, upstream_calls=0, trips=0, seconds=0.3)
+    assert (result.failed, result.served) == (result.sent, 0)
+
+
+def test_the_app_serves_items_only() -> None:
+    """GET /items/{id} reaches the upstream; other paths and methods are 404s without it."""
+    epoch = multiprocessing.get_context("spawn").Value("d", float("inf"))
+    upstream = Upstream(_demo.plan_for(1.0, "memory://", "t", 1), epoch)
+    app = items_app(upstream)
+    seen: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: object) -> Any:
+        seen.append(status)
+
+    for method, path in (("GET", "/items/7"), ("GET", "/other"), ("POST", "/items/7")):
+        b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path}, start_response))
+    assert seen[1:] == ["404 Not Found", "404 Not Found"]
+    assert seen[0] in ("200 OK", "502 Bad Gateway")  # 5% of calls fail
+    assert upstream.calls == 1
+
+
+def test_a_backend_that_never_answers_is_one_line(
+    hung_server: HungServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that accepts and never answers: the operation timeout, then one line."""
+    url = f"redis://127.0.0.1:{hung_server.port}/0"
+    assert main(["demo", "--backend", url]) == 1
+    assert capsys.readouterr().err == f"resilient demo: cannot reach {url} (timed out)\n"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import multiprocessing
 import re
+from typing import Any
 
 import pytest
 
+from resilient import _demo
+from resilient._demo_app import Plan
 from resilient.cli import main
 from tests.demo.support import assert_consistent, summary
 from tests.support.redis_servers import RedisServer
@@ -64,3 +68,38 @@ def test_backend_from_the_environment(
         assert_consistent(rows)
         assert rows["rate limited (429)"][1] > 0
     assert len(_run_parts(redis_server)) == 2
+
+
+def test_a_refused_password_is_one_line(
+    redis_server: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server answers, with an error: its reason in one line, the password masked."""
+    url = redis_server.url.replace("redis://", "redis://:hunter2@")
+    assert main(["demo", "--backend", url]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"resilient demo: cannot reach {url.replace('hunter2', '***')} (")
+    assert "AUTH" in err
+    assert err.count("\n") == 1
+    assert "hunter2" not in err
+
+
+def test_a_worker_that_cannot_start_is_one_line(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker whose middleware refuses its settings: the reason in one line, exit 1,
+    and no worker process left."""
+    real = _demo.plan_for
+
+    def broken(*args: Any) -> Plan:
+        plan = real(*args)
+        return dataclasses.replace(plan, environ={**(plan.environ or {}),
+                                                  "RESILIENT_CACHE_TTL": "forever"})  # fmt: skip
+
+    monkeypatch.setattr(_demo, "plan_for", broken)
+    argv = ["demo", "--backend", redis_server.url, "--workers", "2", "--duration", "1"]
+    assert main(argv, io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("resilient demo: a worker failed: ConfigurationError: ")
+    assert "RESILIENT_CACHE_TTL" in err
+    assert err.count("\n") == 1
+    assert multiprocessing.active_children() == []
