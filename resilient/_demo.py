@@ -133,6 +133,10 @@ def run_demo(backend_url: str, out: TextIO, *, duration: float = DEFAULT_DURATIO
     out.write("\n" + table(without, with_))
     if html is not None:
         heading = f"On {shown}, {processes}, {phase:.1f} s per run."
-        Path(html).write_text(page((without, with_), heading), encoding="utf-8")
+        try:
+            Path(html).write_text(page((without, with_), heading), encoding="utf-8")
+        except OSError as exc:
+            err.write(f"resilient demo: cannot write {html} ({exc.strerror or exc})\n")
+            return 1
         out.write(f"\nreport written to {html}\n")
     return 0

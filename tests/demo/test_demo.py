@@ -197,3 +197,14 @@ def test_a_backend_that_never_answers_is_one_line(
     url = f"redis://127.0.0.1:{hung_server.port}/0"
     assert main(["demo", "--backend", url]) == 1
     assert capsys.readouterr().err == f"resilient demo: cannot reach {url} (timed out)\n"
+
+
+def test_a_report_that_cannot_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--html into a missing directory: the table is printed, then one line, exit 1."""
+    report = tmp_path / "missing" / "report.html"
+    assert main(["demo", "--duration", "1", "--html", str(report)]) == 1
+    captured = capsys.readouterr()
+    assert "upstream calls saved" in captured.out
+    assert captured.err == f"resilient demo: cannot write {report} (No such file or directory)\n"
