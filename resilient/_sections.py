@@ -1,15 +1,32 @@
 """The settings of each feature, as ``Settings`` hands them out. Public through
 :mod:`resilient.config`; one frozen dataclass per section of the variable table.
+
+Their repr masks secrets (a backend URL's password, the HMAC key): settings get logged.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from resilient._secrets import MASK, mask_url
+from resilient._variables import VARIABLES
 
 __all__ = ["BreakerSettings", "CacheSettings", "HttpSettings", "RateLimitSettings"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Fields the table marks secret (``url``, ``hmac_key``, ...): masked in every section.
+_SECRET_FIELDS = frozenset(v.field for v in VARIABLES if v.secret and v.section)
+
+
+def _masked_repr(settings: object) -> str:
+    shown = []
+    for field in fields(settings):  # type: ignore[arg-type]
+        value = getattr(settings, field.name)
+        if field.name in _SECRET_FIELDS and value:
+            value = mask_url(value) if isinstance(value, str) and "://" in value else MASK
+        shown.append(f"{field.name}={value!r}")
+    return f"{type(settings).__name__}({', '.join(shown)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +51,8 @@ class CacheSettings:
     stale_while_revalidate: float
     stale_if_error: float
 
+    __repr__ = _masked_repr
+
 
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
@@ -57,6 +76,8 @@ class BreakerSettings:
     disabled: bool
     resync_interval: float
 
+    __repr__ = _masked_repr
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimitSettings:
@@ -72,6 +93,8 @@ class RateLimitSettings:
     key_prefix: str
     max_keys: int
 
+    __repr__ = _masked_repr
+
 
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
@@ -85,9 +108,16 @@ class HttpSettings:
     cache_max_body: int
     cache_max_entries: int
     cache_vary_cookies: tuple[str, ...]
+    cache_credential_headers: tuple[str, ...]
+    cache_keep: float
+    cache_cdn_cache_control: bool
+    cache_hmac_key: str | None
     respect_request_cache_control: bool
     key_prefix: str
     limits: str
     limit_key: str
     breaker: bool | str
     breaker_stale: float
+    exclude_paths: tuple[str, ...]
+
+    __repr__ = _masked_repr

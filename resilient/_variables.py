@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from resilient import _parsers as p
+from resilient.instrumentation._switch import EXPORTER_LIST
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,16 @@ def _breaker(raw: str) -> bool | str:
         return text
 
 
+def _paths(raw: str) -> tuple[str, ...]:
+    # Checked here as far as the table can without the middleware (which compiles them).
+    parts = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not all(part.startswith("/") and not any(c.isspace() for c in part) for part in parts):
+        raise ValueError
+    return parts
+
+
+#: Paths the HTTP middleware leaves alone, in the glob syntax of ``Rule.path``.
+PATHS = p.Parser("paths", "comma-separated path patterns (/metrics/**,/healthz)", _paths)
 #: Who a route's rate limits count against.
 LIMIT_KEY = p.Parser("limit key", "ip, or header:<name> (header:X-Api-Key)", _limit_key)
 #: A route's circuit breaker: one of its own, none, or a named one.
@@ -73,20 +84,21 @@ VARIABLES: tuple[Variable, ...] = (
     # global
     _var("", "backend_url", p.BACKEND_URL, "memory://",
          "Backend every feature uses unless its own URL is set.", secret=True),
-    _var("", "op_timeout", p.DURATION, 0.1,
+    _var("", "op_timeout", p.POSITIVE_DURATION, 0.1,
          "Timeout of one backend operation. No client-side retries on the hot path."),
-    _var("", "connect_timeout", p.DURATION, 0.1, "Timeout to open a backend connection."),
+    _var("", "connect_timeout", p.POSITIVE_DURATION, 0.1,
+         "Timeout to open a backend connection."),
     _var("", "memory_max_entries", p.POSITIVE_INT, 100_000,
          "Most keys the in-memory backend holds; the least recently used go first."),
     _var("", "guard_failures", p.POSITIVE_INT, 3,
          "Consecutive backend failures after which the backend is skipped at once."),
     _var("", "guard_cooldown", p.DURATION, 1.0,
-         "How long a failing backend is skipped before one call probes it again."),
+         "How long a failing backend is skipped before a probe checks it again."),
     # cache
     _var("cache", "url", p.OPTIONAL_BACKEND_URL, None,
          "Backend for caching; empty means RESILIENT_BACKEND_URL.", secret=True),
     _var("cache", "enabled", p.BOOL, True, "Switch caching off everywhere (calls go through)."),
-    _var("cache", "ttl", p.DURATION, 300.0, "Default time to live of a cached value."),
+    _var("cache", "ttl", p.POSITIVE_DURATION, 300.0, "Default time to live of a cached value."),
     _var("cache", "namespace", p.TEXT, "", "Prefix of every cache key (per app or deploy)."),
     _var("cache", "version", p.TEXT, "", "Bump to invalidate every key at once on deploy."),
     _var("cache", "max_entries", p.POSITIVE_INT, 10_000,
@@ -101,12 +113,15 @@ VARIABLES: tuple[Variable, ...] = (
     _var("cache", "cache_none", p.BOOL, False, "Store None results (off: None is a miss)."),
     _var("cache", "two_tier", p.BOOL, False,
          "Keep a memory L1 in front of Redis, kept coherent through pub/sub."),
-    _var("cache", "l1_ttl", p.DURATION, 60.0, "Longest time an entry lives in the L1 tier."),
+    _var("cache", "l1_ttl", p.POSITIVE_DURATION, 60.0,
+         "Longest time an entry lives in the L1 tier."),
     _var("cache", "lock", p.BOOL, False,
          "Take a Redis lease so one process in the cluster computes a missing key."),
     _var("cache", "lock_ttl", p.DURATION, 10.0,
-         "Lease expiry, in case its holder dies. Also the longest a request of the HTTP "
-         "middleware waits for a concurrent one fetching the same URL (0: it does not wait)."),
+         "Lease expiry, in case its holder dies, and the longest a caller waits for another "
+         "one computing the same key; for the HTTP middleware, the longest a request waits "
+         "for a concurrent one fetching the same URL. 0: nobody waits (then "
+         "RESILIENT_CACHE_LOCK must be off: a lease needs an expiry)."),
     _var("cache", "xfetch_beta", p.NON_NEGATIVE_FLOAT, 1.0,
          "Probabilistic early refresh (XFetch); 0 turns it off, above 1 refreshes earlier."),
     _var("cache", "stale_while_revalidate", p.DURATION, 0.0,
@@ -127,7 +142,7 @@ VARIABLES: tuple[Variable, ...] = (
          "Successful probes needed to close the circuit again."),
     _var("breaker", "permitted_calls", p.POSITIVE_INT, 1,
          "Probes admitted at once while half-open; other callers are rejected."),
-    _var("breaker", "probe_timeout", p.DURATION, 30.0,
+    _var("breaker", "probe_timeout", p.POSITIVE_DURATION, 30.0,
          "Lease on a probe, so a probe that dies does not leave the circuit stuck."),
     _var("breaker", "failure_rate", p.PERCENTAGE, 50.0,
          "rate policy: failure percentage that opens the circuit."),
@@ -185,6 +200,20 @@ VARIABLES: tuple[Variable, ...] = (
     _var("http", "cache_vary_cookies", p.NAMES, (),
          "Cookies a route varies on: requests with cookies are then cached, keyed on these "
          "cookies' values. Empty: requests with a Cookie header bypass the cache."),
+    _var("http", "cache_credential_headers", p.NAMES, ("X-Api-Key",),
+         "Request headers that carry credentials, besides Authorization and "
+         "Proxy-Authorization: requests with any of them bypass the HTTP cache. Empty: none."),
+    _var("http", "cache_keep", p.DURATION, 0.0,
+         "How long a stored 200 is kept past its lifetime and stale windows, so that once "
+         "stale it is revalidated with the app (If-None-Match, If-Modified-Since) and a 304 "
+         "freshens it instead of a full response. 0: dropped when it expires."),
+    _var("http", "cache_cdn_cache_control", p.BOOL, False,
+         "Act as a CDN (RFC 9213): a response's CDN-Cache-Control, when usable, decides "
+         "what is stored and for how long, instead of its Cache-Control and Expires."),
+    _var("http", "cache_hmac_key", p.OPTIONAL_TEXT, None,
+         "Key that signs every stored HTTP response (with RESILIENT_CACHE_HMAC_ALGORITHM); "
+         "a record failing verification is a miss. Empty means RESILIENT_CACHE_HMAC_KEY.",
+         secret=True),
     _var("http", "respect_request_cache_control", p.BOOL, False,
          "Honour the client's Cache-Control (no-cache, max-age, ...); off by default so "
          "clients cannot bust the cache."),
@@ -195,14 +224,24 @@ VARIABLES: tuple[Variable, ...] = (
          "RESILIENT_RATELIMIT_* (for a named rule, RESILIENT_RATELIMIT__<NAME>__* first)."),
     _var("http", "limit_key", LIMIT_KEY, "ip",
          "Who a route's limits count against: ip (the client address; forwarding headers "
-         "only from RESILIENT_RATELIMIT_TRUSTED_PROXIES), or header:<name> (its value, "
-         "else the address)."),
+         "only from RESILIENT_RATELIMIT_TRUSTED_PROXIES), or header:<name> (a hash of its "
+         "value, else the address)."),
     _var("http", "breaker", BREAKER, False,
          "Circuit breaker of every route that sets none: 1 for one per route, 0 for none, or "
          "the name of a breaker routes share (tuned by RESILIENT_BREAKER__<NAME>__*)."),
     _var("http", "breaker_stale", p.DURATION, 0.0,
          "How long past expiry a stored response of a route with a breaker is kept, to "
          "answer in place of a 503 while the circuit is open."),
+    _var("http", "exclude_paths", PATHS,
+         ("/metrics/**", "/health/**", "/healthz/**", "/livez/**", "/readyz/**"),
+         "Paths the HTTP middleware leaves alone, in the pattern syntax of Rule paths (a "
+         "trailing /** matches the path itself too): no cache, no limits, no breaker, even "
+         "where a rule matches. Empty: none."),
+    # metrics
+    _var("", "metrics", EXPORTER_LIST, (),
+         "Metrics exporters started when the first feature is built: prometheus (the "
+         "prometheus_client registry), otel (the global OpenTelemetry meter provider), both "
+         "(prometheus,otel), or none. Empty or none: nothing is registered."),
 )  # fmt: skip
 
 BY_KEY: dict[str, Variable] = {variable.key: variable for variable in VARIABLES}
