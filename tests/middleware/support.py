@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from wsgiref.validate import validator
 
+import fakeredis
 import httpx
 from anyio.from_thread import BlockingPortal
 
 from resilient.backends import AsyncBackend, SyncBackend
 from resilient.backends.memory import AsyncMemoryBackend, MemoryBackend
+from resilient.backends.redis import AsyncRedisBackend, RedisBackend
 from resilient.config import Settings
 from resilient.middleware import ResilientASGIMiddleware, ResilientWSGIMiddleware, Rule
 from resilient.middleware._limits import RejectionFactory
@@ -204,6 +206,13 @@ class Harness:
     def async_memory(self) -> AsyncMemoryBackend:
         """The asyncio view of :attr:`memory` (the same entries, the same clock)."""
         return AsyncMemoryBackend(sync=self.memory)
+
+    def fakeredis(self, server: fakeredis.FakeServer) -> RedisBackend | AsyncRedisBackend:
+        """A Redis backend over ``server`` (fakeredis), of the kind this harness's shell
+        takes: a test reads the same server through ``fakeredis.FakeRedis(server=...)``."""
+        if self.kind == "wsgi":
+            return RedisBackend(fakeredis.FakeRedis(server=server))
+        return AsyncRedisBackend(fakeredis.FakeAsyncRedis(server=server))
 
     def limiter(self, limits: str, **options: Any) -> RateLimiter:
         """A rate limiter counting in :attr:`memory`, usable by this harness's shell."""

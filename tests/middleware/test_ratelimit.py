@@ -9,7 +9,6 @@ import fakeredis
 import httpx
 import pytest
 
-from resilient.backends.redis import AsyncRedisBackend, RedisBackend
 from resilient.errors import ConfigurationError
 from resilient.middleware import Rule
 from resilient.ratelimit import by_api_key
@@ -434,12 +433,7 @@ def test_a_header_key_never_reaches_storage_in_clear(harness: Harness, where: st
     else:
         rule = Rule("/a", cache=False, limits="1/minute", limit_key="header:X-Api-Key")
     server = fakeredis.FakeServer()
-    backend: RedisBackend | AsyncRedisBackend
-    if harness.kind == "wsgi":
-        backend = RedisBackend(fakeredis.FakeRedis(server=server))
-    else:
-        backend = AsyncRedisBackend(fakeredis.FakeAsyncRedis(server=server))
-    client = harness.client(Origin(), [rule], env, backend=backend)
+    client = harness.client(Origin(), [rule], env, backend=harness.fakeredis(server))
     assert client.get("/a", headers={"X-Api-Key": secret}).status_code == 200
     assert client.get("/a", headers={"X-Api-Key": secret}).status_code == 429
     assert client.get("/a", headers={"X-Api-Key": secret + "x"}).status_code == 200

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from resilient.backends.memory import MemoryBackend
-from resilient.backends.redis import AsyncRedisBackend, RedisBackend
 from resilient.errors import ConfigurationError
 from resilient.middleware import ResilientASGIMiddleware, ResilientWSGIMiddleware
 from resilient.middleware._drivers import run_sync
@@ -39,12 +38,7 @@ def mounted(
     of that Redis to look at (and tamper with) the records."""
     origin = counter()
     server = fakeredis.FakeServer()
-    backend: RedisBackend | AsyncRedisBackend
-    if harness.kind == "wsgi":
-        backend = RedisBackend(fakeredis.FakeRedis(server=server))
-    else:
-        backend = AsyncRedisBackend(fakeredis.FakeAsyncRedis(server=server))
-    client = harness.client(origin, env=env, backend=backend)
+    client = harness.client(origin, env=env, backend=harness.fakeredis(server))
     return origin, fakeredis.FakeRedis(server=server), client
 
 
