@@ -8,54 +8,26 @@ dead master within a few seconds, and tells which replica serves a master's slot
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 
 import redis
 
-from tests.support.redis_servers import REDIS_CLI, RedisServer
+from tests.support.redis_servers import RedisCluster, RedisServer
 
 #: Milliseconds before a silent master is failed: failover within about 2-4 s.
 NODE_TIMEOUT_MS = 1000
 
 
-class ReplicatedCluster:
+class ReplicatedCluster(RedisCluster):
     """Three masters and three replicas on free loopback ports; ``start()``, ``stop()``."""
 
     def __init__(self) -> None:
-        self.nodes = [
-            RedisServer("--cluster-enabled", "yes",
-                        "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                        "--cluster-config-file", "nodes.conf",
-                        # A replica takes over however long ago it last heard its master.
-                        "--cluster-replica-validity-factor", "0", highest=55535)
-            for _ in range(6)
-        ]  # fmt: skip
+        # A replica takes over however long ago it last heard its master.
+        super().__init__("--cluster-replica-validity-factor", "0",
+                         replicas=1, node_timeout_ms=NODE_TIMEOUT_MS)  # fmt: skip
 
-    @property
-    def url(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
-        return f"redis+cluster://{hosts}"
-
-    def start(self) -> ReplicatedCluster:
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self) -> ReplicatedCluster:
-        assert REDIS_CLI is not None
-        for node in self.nodes:
-            node.start()
-        subprocess.run(
-            [REDIS_CLI, "--cluster", "create",
-             *(f"127.0.0.1:{node.port}" for node in self.nodes),
-             "--cluster-replicas", "1", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-        )  # fmt: skip
+    def wait_ready(self) -> None:
         self.wait_healthy(masters=3, replicas=3, seconds=30)
-        return self
 
     def live_nodes(self) -> list[RedisServer]:
         return [node for node in self.nodes if node.process is not None]
@@ -103,14 +75,3 @@ class ReplicatedCluster:
                 if not part.startswith("[") and int(low) <= slot <= int(high or low):
                     return next(n for n in self.nodes if str(n.port) == row["port"])
         raise LookupError(f"no master serves slot {slot}")
-
-    @staticmethod
-    def _ok(node: RedisServer) -> bool:
-        with node.client(socket_connect_timeout=1) as client:
-            info = client.execute_command("CLUSTER", "INFO")
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        return "cluster_state:ok" in text
-
-    def stop(self) -> None:
-        for node in self.nodes:
-            node.stop()

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 
@@ -125,14 +125,20 @@ def faulted(server: RedisServer, fault: str, *, restart: bool = False) -> Iterat
             server.start()
 
 
-class RedisCluster:
-    """Three masters, no replicas, slots split evenly, on free loopback ports."""
+_Cluster = TypeVar("_Cluster", bound="RedisCluster")
 
-    def __init__(self) -> None:
+
+class RedisCluster:
+    """Three masters with ``replicas`` replicas each (none by default), slots split
+    evenly, on free loopback ports; ``options`` go to every node."""
+
+    def __init__(self, *options: str, replicas: int = 0, node_timeout_ms: int = 2000) -> None:
+        self.replicas = replicas
         self.nodes = [
-            RedisServer("--cluster-enabled", "yes", "--cluster-node-timeout", "2000",
-                        "--cluster-config-file", "nodes.conf", highest=55535)
-            for _ in range(3)
+            RedisServer("--cluster-enabled", "yes",
+                        "--cluster-node-timeout", str(node_timeout_ms),
+                        "--cluster-config-file", "nodes.conf", *options, highest=55535)
+            for _ in range(3 * (1 + replicas))
         ]  # fmt: skip
 
     @property
@@ -140,33 +146,34 @@ class RedisCluster:
         hosts = ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
         return f"redis+cluster://{hosts}"
 
-    def start(self) -> RedisCluster:
+    def start(self: _Cluster) -> _Cluster:
         try:
-            return self._start()
+            assert REDIS_CLI is not None
+            for node in self.nodes:
+                node.start()
+            subprocess.run(
+                [REDIS_CLI, "--cluster", "create",
+                 *(f"127.0.0.1:{node.port}" for node in self.nodes),
+                 "--cluster-replicas", str(self.replicas), "--cluster-yes"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
+            )  # fmt: skip
+            self.wait_ready()
         except BaseException:
             self.stop()
             raise
+        return self
 
-    def _start(self) -> RedisCluster:
-        assert REDIS_CLI is not None
-        for node in self.nodes:
-            node.start()
-        subprocess.run(
-            [REDIS_CLI, "--cluster", "create",
-             *(f"127.0.0.1:{node.port}" for node in self.nodes),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60,
-        )  # fmt: skip
+    def wait_ready(self) -> None:
+        """Until every node says ``cluster_state:ok`` (30 s at most)."""
         deadline = time.monotonic() + 30
         while not all(self._ok(node) for node in self.nodes):
             if time.monotonic() > deadline:
                 raise RuntimeError("the test cluster did not reach cluster_state:ok")
             time.sleep(0.05)
-        return self
 
     @staticmethod
     def _ok(node: RedisServer) -> bool:
-        with node.client() as client:
+        with node.client(socket_connect_timeout=1) as client:
             info = client.execute_command("CLUSTER", "INFO")
         text = info.decode() if isinstance(info, bytes) else str(info)
         return "cluster_state:ok" in text
