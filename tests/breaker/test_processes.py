@@ -7,6 +7,7 @@ import multiprocessing
 import time
 from collections.abc import Iterator
 from multiprocessing.context import ForkContext, SpawnContext
+from typing import Any
 
 import pytest
 
@@ -21,14 +22,42 @@ PROCESSES, THREADS = 4, 25
 Context = ForkContext | SpawnContext
 
 
-@pytest.fixture
-def spawn() -> Iterator[SpawnContext]:
-    """A spawn context; every process it started is ended after the test."""
-    context = multiprocessing.get_context("spawn")
-    yield context
+def context_of(method: str) -> Iterator[Any]:
+    """The ``method`` context; every process started is ended after the test."""
+    yield multiprocessing.get_context(method)
     for child in multiprocessing.active_children():
         child.terminate()
         child.join(5)
+
+
+@pytest.fixture
+def spawn() -> Iterator[SpawnContext]:
+    """A spawn context."""
+    yield from context_of("spawn")
+
+
+def probe_storm(
+    context: Context, tripped: float, url: str, total: int, *extra: object
+) -> list[tuple[int, int]]:
+    """Each process's (probes, rejected) of ``children.probe_storm`` in PROCESSES
+    processes x THREADS threads, let go once the open period (0.2 s from ``tripped``,
+    measured by Redis, hence real time) is over."""
+    go = context.Barrier(PROCESSES + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=children.probe_storm, args=(url, THREADS, total, go, results, *extra)
+        )
+        for _ in range(PROCESSES)
+    ]
+    for process in processes:
+        process.start()
+    time.sleep(max(0.0, 0.25 - (time.monotonic() - tripped)))
+    go.wait(timeout=60)
+    outcomes: list[tuple[int, int]] = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(10)
+    return outcomes
 
 
 def test_one_probe_across_processes(redis_server: RedisServer, spawn: SpawnContext) -> None:
@@ -36,23 +65,7 @@ def test_one_probe_across_processes(redis_server: RedisServer, spawn: SpawnConte
     url = redis_server.url
     breaker = children.shared_breaker(url, fail_max=1, reset_timeout=0.2)
     breaker.record_failure(breaker.admit(), RuntimeError("down"))
-    tripped = time.monotonic()
-    go = spawn.Barrier(PROCESSES + 1)
-    results = spawn.Queue()
-    processes = [
-        spawn.Process(
-            target=children.probe_storm, args=(url, THREADS, PROCESSES * THREADS, go, results)
-        )
-        for _ in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    # Real time: the open period (0.2 s) is measured by Redis; spawning takes longer anyway.
-    time.sleep(max(0.0, 0.25 - (time.monotonic() - tripped)))
-    go.wait(timeout=60)
-    outcomes = [results.get(timeout=60) for _ in processes]
-    for process in processes:
-        process.join(10)
+    outcomes = probe_storm(spawn, time.monotonic(), url, PROCESSES * THREADS)
     assert sum(probes for probes, _ in outcomes) == 1
     assert sum(rejected for _, rejected in outcomes) == PROCESSES * THREADS - 1
     with redis_server.client() as client:
@@ -63,11 +76,7 @@ def test_one_probe_across_processes(redis_server: RedisServer, spawn: SpawnConte
 @pytest.fixture(params=["fork", "spawn"])
 def start_method(request: pytest.FixtureRequest) -> Iterator[Context]:
     """Processes forked from this one (a preloading server) or spawned afresh."""
-    context = multiprocessing.get_context(request.param)
-    yield context
-    for child in multiprocessing.active_children():
-        child.terminate()
-        child.join(5)
+    yield from context_of(request.param)
 
 
 def test_exactly_permitted_probes_across_forked_or_spawned_processes(
@@ -82,26 +91,11 @@ def test_exactly_permitted_probes_across_forked_or_spawned_processes(
         url, fail_max=1, reset_timeout=0.2, probe_timeout=30, permitted_calls=permitted
     )
     breaker.record_failure(breaker.admit(), RuntimeError("down"))
-    tripped = time.monotonic()
     forked = start_method.get_start_method() == "fork"
-    go = start_method.Barrier(PROCESSES + 1)
-    results = start_method.Queue()
     total = PROCESSES * THREADS
-    processes = [
-        start_method.Process(
-            target=children.probe_storm,
-            args=(url, THREADS, total, go, results, permitted, breaker if forked else None),
-        )
-        for _ in range(PROCESSES)
-    ]
-    for process in processes:
-        process.start()
-    # Real time: the open period (0.2 s) is measured by Redis.
-    time.sleep(max(0.0, 0.25 - (time.monotonic() - tripped)))
-    go.wait(timeout=60)
-    outcomes = [results.get(timeout=60) for _ in processes]
-    for process in processes:
-        process.join(10)
+    outcomes = probe_storm(
+        start_method, time.monotonic(), url, total, permitted, breaker if forked else None
+    )
     assert sum(probes for probes, _ in outcomes) == permitted
     assert sum(rejected for _, rejected in outcomes) == total - permitted
     with redis_server.client() as client:
