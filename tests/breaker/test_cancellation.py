@@ -51,6 +51,14 @@ async def _settled() -> None:
         await asyncio.sleep(0.005)
 
 
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` as its caller would, and wait until the breaker has judged it."""
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _settled()
+
+
 @needs_cancelling
 @pytest.mark.parametrize("around", [_wait_for, _timeout], ids=["wait_for", "timeout"])
 async def test_calls_given_up_by_a_timeout_count_as_failures(
@@ -81,10 +89,7 @@ async def test_callers_that_went_away_count_as_nothing(make: Maker) -> None:
     for _ in range(20):
         task = asyncio.ensure_future(fetch())
         await asyncio.sleep(0)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await _settled()
+        await _cancel(task)
     assert breaker.current_state == STATE_CLOSED
     assert breaker.fail_counter == 0
 
@@ -98,10 +103,7 @@ async def test_a_caller_cancelled_while_waiting_in_wait_for_counts_as_nothing(
     fetch = hanging(breaker)
     task = asyncio.ensure_future(asyncio.wait_for(fetch(), 60))
     await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await _settled()
+    await _cancel(task)
     assert breaker.current_state == STATE_CLOSED
 
 
@@ -132,10 +134,7 @@ async def test_under_the_rate_policy_a_cancelled_call_past_slow_call_duration_is
         task = asyncio.ensure_future(fetch())
         await asyncio.sleep(0)
         clock.advance(ran)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await _settled()
+        await _cancel(task)
     assert breaker.current_state == state
 
 

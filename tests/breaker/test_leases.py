@@ -79,6 +79,18 @@ def _redis_breaker(
     return breaker
 
 
+async def _half_open(
+    built: list[CircuitBreaker], server: RedisServer, clock: FakeClock
+) -> CircuitBreaker:
+    """A shared breaker (fail_max=1, reset_timeout=10 s, probe_timeout=30 s) tripped
+    through its async client, then moved to the end of its open period."""
+    breaker = _redis_breaker(built, server, clock, fail_max=1, reset_timeout=10,
+                             probe_timeout=30)  # fmt: skip
+    await breaker.arecord_failure(await breaker.aadmit(), Boom())
+    clock.advance(10)
+    return breaker
+
+
 def _leases_held(server: RedisServer) -> int:
     with server.client() as client:
         return int(client.zcard("{resilient:breaker:cancelled}:probes"))
@@ -100,10 +112,7 @@ async def test_a_caller_cancelled_while_taking_its_lease_leaves_no_lease_behind(
     """The caller is cancelled while its lease request waits on Redis (paused): the lease
     Redis grants afterwards is handed back, and the next caller probes at once instead
     of being rejected for probe_timeout (30 s) with a retry_after of 10 s."""
-    breaker = _redis_breaker(on_redis, redis_server, clock, fail_max=1, reset_timeout=10,
-                             probe_timeout=30)  # fmt: skip
-    await breaker.arecord_failure(await breaker.aadmit(), Boom())  # warms the async client
-    clock.advance(10)
+    breaker = await _half_open(on_redis, redis_server, clock)
     with faulted(redis_server, "pause"):
         caller = asyncio.create_task(breaker.aadmit())
         await asyncio.sleep(0.05)  # real time: the request is written and waits
@@ -125,10 +134,7 @@ async def test_a_caller_cancelled_before_its_request_left_holds_no_local_slot(
 ) -> None:
     """Cancelled at its first await: nothing reached Redis, and this process's own slot
     is free again, so the next caller is not rejected locally."""
-    breaker = _redis_breaker(on_redis, redis_server, clock, fail_max=1, reset_timeout=10,
-                             probe_timeout=30)  # fmt: skip
-    await breaker.arecord_failure(await breaker.aadmit(), Boom())
-    clock.advance(10)
+    breaker = await _half_open(on_redis, redis_server, clock)
     caller = asyncio.create_task(breaker.aadmit())
     caller.cancel()  # before it ran at all: admission never started
     with pytest.raises(asyncio.CancelledError):
