@@ -207,22 +207,21 @@ def _seconds(name: str, value: float | timedelta | None, fallback: float | None)
     return float(seconds)
 
 
-def _cookie_names(value: Sequence[str]) -> frozenset[str]:
-    if isinstance(value, str):
-        value = [value]
-    for name in value:
+def _tokens(value: Sequence[str], field: str, expected: str) -> list[str]:
+    """``value`` (one name or several), each checked to be an HTTP token."""
+    names = [value] if isinstance(value, str) else list(value)
+    for name in names:
         if not isinstance(name, str) or not _TOKEN.match(name):
-            raise ConfigurationError("CachePolicy.vary_cookies", name, "cookie names")
-    return frozenset(value)
+            raise ConfigurationError(f"CachePolicy.{field}", name, expected)
+    return names
+
+
+def _cookie_names(value: Sequence[str]) -> frozenset[str]:
+    return frozenset(_tokens(value, "vary_cookies", "cookie names"))
 
 
 def _header_names(value: Sequence[str]) -> frozenset[str]:
-    if isinstance(value, str):
-        value = [value]
-    for name in value:
-        if not isinstance(name, str) or not _TOKEN.match(name):
-            raise ConfigurationError("CachePolicy.credential_headers", name, "header names")
-    return frozenset(name.lower() for name in value)
+    return frozenset(name.lower() for name in _tokens(value, "credential_headers", "header names"))
 
 
 def _cache_rules(
