@@ -25,14 +25,12 @@ decides what failing open means.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from resilient.backends.base import AsyncBackend, SyncBackend
-from resilient.cache.wire import ALGORITHMS
+from resilient.cache.wire import ALGORITHMS, Signer
 from resilient.errors import ConfigurationError
 from resilient.middleware._drivers import Call, Flow
 from resilient.sansio.entry import StoredResponse, VaryMarker, decode_record
@@ -99,7 +97,7 @@ class ResponseStore:
     .. versionadded:: 0.1
     """
 
-    __slots__ = ("_algorithm", "_decoded", "_hmac_key", "_size", "backend", "prefix")
+    __slots__ = ("_decoded", "_signer", "backend", "prefix")
 
     def __init__(
         self,
@@ -116,30 +114,18 @@ class ResponseStore:
             raise ConfigurationError("hmac_key", "", "a non-empty secret, or None")
         self.backend = backend
         self.prefix = prefix
-        self._hmac_key = hmac_key.encode() if isinstance(hmac_key, str) else hmac_key
-        self._algorithm = hmac_algorithm
-        self._size = hashlib.new(hmac_algorithm).digest_size
+        self._signer = None if hmac_key is None else Signer(hmac_key, hmac_algorithm)
         self._decoded = _Decoded(self._open)
-
-    def _sign(self, key: str, data: bytes) -> bytes:
-        assert self._hmac_key is not None
-        mac = hmac.new(self._hmac_key, key.encode("utf-8", "surrogatepass"), self._algorithm)
-        mac.update(b"\x00")
-        mac.update(data)
-        return mac.digest()
 
     def _seal(self, key: str, data: bytes) -> bytes:
         """The bytes to store under ``key``: ``data``, signed when there is a key."""
-        return data if self._hmac_key is None else self._sign(key, data) + data
+        signer = self._signer
+        return data if signer is None else signer.seal(key, data)
 
     def _open(self, key: str, raw: bytes) -> bytes | None:
         """The record in ``raw`` read from ``key``; ``None`` when it fails verification."""
-        if self._hmac_key is None:
-            return raw
-        size = self._size
-        if len(raw) < size or not hmac.compare_digest(raw[:size], self._sign(key, raw[size:])):
-            return None
-        return raw[size:]
+        signer = self._signer
+        return raw if signer is None else signer.open(key, raw)
 
     def primary_key(self, url: str) -> str:
         """The key a URL's response or Vary marker lives under."""
